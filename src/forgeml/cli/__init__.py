@@ -1,0 +1,1 @@
+"""The ``forgeml`` command line (typer), one module per command group."""

@@ -1,0 +1,1 @@
+"""forgeml.models"""
