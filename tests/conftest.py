@@ -8,6 +8,7 @@ marked ``postgres`` get a fresh database per test session and drop it afterwards
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ settings.register_profile(
     "forgeml", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "forgeml"))
+
+# Worker processes started with "spawn" import test helpers by module name (tests.x.y);
+# they inherit sys.path, so the repository root must be on it.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 PG_ADMIN_URL = os.environ.get(
     "FORGEML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -106,7 +106,7 @@ def _expand_env(value: Any, origin: str) -> Any:
 
 
 def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
-    """Parse ``key.path=value`` strings; values are read as YAML scalars or lists."""
+    """Parse ``key.path=value`` strings; values are read as YAML (scalars, lists), else as text."""
     parsed = []
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -115,8 +115,8 @@ def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
             raise ConfigError(f"override '{item}': expected key.path=value")
         try:
             value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override '{item}': value is not valid YAML") from exc
+        except yaml.YAMLError:
+            value = text  # not YAML: the literal text is the value (validated like any other)
         parsed.append((key, value))
     return parsed
 

@@ -14,6 +14,7 @@ class probabilities (column 1 is the positive class for binary tasks), for regre
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -66,7 +67,11 @@ def _labels(
             extra["average"] = "binary"
         if "average" in extra:
             extra["zero_division"] = 0
-        return float(fn(y, yhat, **extra))
+        with warnings.catch_warnings():
+            # A class absent from y (small test sets) makes scikit-learn warn; the value is
+            # still defined over the classes present, which is what we report.
+            warnings.simplefilter("ignore", UserWarning)
+            return float(fn(y, yhat, **extra))
 
     return metric
 
@@ -77,9 +82,13 @@ def _roc_auc(y: np.ndarray, pred: np.ndarray, subtype: str, threshold: float) ->
     if subtype == "binary":
         return float(roc_auc_score(y, pred[:, 1]))
     present = np.unique(y)
-    if len(present) < pred.shape[1]:  # a class absent from y: score over the present ones
+    if len(present) < 2:
+        return float("nan")
+    if len(present) < pred.shape[1]:  # classes absent from y: score over the present ones
         sub = pred[:, present] / np.clip(pred[:, present].sum(axis=1, keepdims=True), 1e-12, None)
         remap = np.searchsorted(present, y)
+        if len(present) == 2:  # scikit-learn reads two columns as a binary problem
+            return float(roc_auc_score(remap, sub[:, 1]))
         return float(roc_auc_score(remap, sub, multi_class="ovr", average="macro"))
     return float(roc_auc_score(y, pred, multi_class="ovr", average="macro"))
 
@@ -89,8 +98,9 @@ def _pr_auc(y: np.ndarray, pred: np.ndarray, subtype: str, threshold: float) -> 
 
     if subtype == "binary":
         return float(average_precision_score(y, pred[:, 1]))
+    present = np.unique(y)  # average precision is undefined for a class absent from y
     onehot = np.eye(pred.shape[1])[y]
-    return float(average_precision_score(onehot, pred, average="macro"))
+    return float(average_precision_score(onehot[:, present], pred[:, present], average="macro"))
 
 
 def _log_loss(y: np.ndarray, pred: np.ndarray, subtype: str, threshold: float) -> float:
