@@ -1,0 +1,91 @@
+"""The built-in candidates by name, and loading a saved estimator by its metadata.
+
+>>> builtin_names()
+['linear', 'random_forest', 'lightgbm', 'xgboost']
+>>> get_adapter("linear").name
+'linear'
+>>> get_adapter("lgbm")
+Traceback (most recent call last):
+...
+forgeml.errors.ConfigError: models.candidates: unknown model 'lgbm' (known: linear, random_forest, lightgbm, xgboost; did you mean 'lightgbm'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from forgeml.errors import ArtifactIntegrityError, ConfigError, UsageError
+from forgeml.models._inputs import SUBTYPES
+from forgeml.models.base import FittedEstimator, ModelAdapter
+from forgeml.models.forest import RandomForestAdapter
+from forgeml.models.lightgbm_model import LightGBMAdapter
+from forgeml.models.linear import LinearAdapter
+from forgeml.models.xgboost_model import XGBoostAdapter
+
+__all__ = ["ADAPTERS", "available_names", "builtin_names", "get_adapter", "load_estimator"]
+
+ADAPTERS: Mapping[str, type[ModelAdapter]] = MappingProxyType(
+    {cls.name: cls for cls in (LinearAdapter, RandomForestAdapter, LightGBMAdapter, XGBoostAdapter)}
+)
+
+
+def builtin_names() -> list[str]:
+    """Every built-in candidate, installed or not, in catalog order."""
+    return list(ADAPTERS)
+
+
+def available_names(subtype: str) -> list[str]:
+    """The candidates whose library is installed and that support ``subtype``.
+
+    >>> "linear" in available_names("regression")
+    True
+    """
+    if subtype not in SUBTYPES:
+        raise UsageError(f"unknown task subtype '{subtype}' (known: {', '.join(SUBTYPES)})")
+    return [name for name, cls in ADAPTERS.items() if subtype in cls.subtypes and cls.available()]
+
+
+def get_adapter(name: str, *, field: str = "models.candidates") -> ModelAdapter:
+    """The adapter called ``name``.
+
+    Raises :class:`ConfigError` (message starting with ``field``) for an unknown name,
+    and :class:`MissingExtraError` naming the extra when its library is not installed.
+    """
+    cls = ADAPTERS.get(name)
+    if cls is None:
+        known = ", ".join(ADAPTERS)
+        close = difflib.get_close_matches(str(name), list(ADAPTERS), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{field}: unknown model '{name}' (known: {known}{hint})")
+    adapter = cls()
+    if not cls.available():  # checked without importing: looking up a model stays cheap
+        adapter.require()
+    return adapter
+
+
+def load_estimator(directory: Path, meta: dict[str, Any]) -> FittedEstimator:
+    """Load the estimator that ``FittedEstimator.save(directory)`` wrote and ``to_meta`` described.
+
+    Every file's sha256 is checked against ``meta`` and its content validated before the
+    model library parses it; anything wrong raises :class:`ArtifactIntegrityError`.
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32)
+    >>> est = get_adapter("linear").fit(X, np.array([0.0, 1.0, 2.0, 3.0]),
+    ...                                 subtype="regression", n_classes=0, params={}, seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = est.save(Path(tmp))
+    ...     again = load_estimator(Path(tmp), est.to_meta())
+    >>> files, bool(np.array_equal(again.predict(X), est.predict(X)))
+    (['estimator.linear.json'], True)
+    """
+    name = meta.get("adapter") if isinstance(meta, dict) else None
+    cls = ADAPTERS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ArtifactIntegrityError(f"{directory}: unknown estimator adapter {name!r}")
+    return cls.estimator.load(directory, meta)

@@ -1,0 +1,289 @@
+"""The search driver: Optuna asks, the executor runs, results are told back.
+
+Two scheduling modes:
+
+* **ordered** (a trial budget and no time budget): trial ``i`` is asked only after trial
+  ``i - workers`` has been told, and trials are told in number order. The sampler therefore
+  sees exactly the same history at every ``ask`` whatever the timing, and a seeded search
+  gives identical trials, models and metrics on every run.
+* **eager** (a time budget): a new trial is asked as soon as a worker is free, to use every
+  second of the budget. Its trial sequence is the same as the ordered mode's only up to
+  where timing starts to matter.
+
+The first trials evaluate each candidate's default configuration (a strong, cheap start,
+so even a tiny budget compares every candidate), then TPE takes over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from forgeml.engine import Executor
+from forgeml.errors import TrainingError
+from forgeml.tasks.metrics import Metric
+from forgeml.tuning.space import CandidateSpace, suggest_params
+from forgeml.tuning.trial import PruneSnapshot, TrialOutcome, TrialTask, fold_keys, run_trial
+
+__all__ = ["SearchResult", "TrialRecord", "search"]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial as the leaderboard and the report show it."""
+
+    number: int
+    model: str
+    params: dict[str, Any]
+    class_weight: str
+    state: str
+    value: float | None
+    fold_values: list[float]
+    best_iterations: list[int | None]
+    duration_s: float
+    finished_at_s: float  # seconds since the search started
+    error: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "model": self.model,
+            "params": self.params,
+            "class_weight": self.class_weight,
+            "state": self.state,
+            "value": self.value,
+            "fold_values": self.fold_values,
+            "best_iterations": self.best_iterations,
+            "duration_s": round(self.duration_s, 4),
+            "finished_at_s": round(self.finished_at_s, 4),
+            "error": self.error,
+            "note": self.note,
+        }
+
+
+@dataclass
+class SearchResult:
+    metric: Metric
+    trials: list[TrialRecord]
+    best: TrialRecord
+    best_oof: np.ndarray
+    elapsed_s: float
+    mode: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def leaderboard(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Finished trials, best first (complete trials before pruned and failed ones)."""
+        sign = -1.0 if self.metric.direction == "maximize" else 1.0
+        rank = {"complete": 0, "pruned": 1, "failed": 2}
+
+        def key(t: TrialRecord) -> tuple[int, float, int]:
+            value = sign * t.value if t.value is not None else float("inf")
+            return rank[t.state], value, t.number
+
+        rows = [t.to_dict() for t in sorted(self.trials, key=key)]
+        return rows if limit is None else rows[:limit]
+
+
+@dataclass
+class _Running:
+    trial: optuna.Trial
+    task: TrialTask
+    future: Future[TrialOutcome]
+
+
+def search(
+    *,
+    X: Any,
+    y: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    subtype: str,
+    n_classes: int,
+    candidates: Sequence[CandidateSpace],
+    metric: Metric,
+    executor: Executor,
+    seed: int,
+    max_trials: int | None,
+    max_seconds: float | None,
+    sampler: str = "tpe",
+    pruning: bool = True,
+    startup_trials: int = 6,
+    early_stopping_rounds: int = 50,
+    class_weights: list[str] | None = None,
+    on_trial: Callable[[TrialRecord, TrialRecord | None], None] | None = None,
+) -> SearchResult:
+    """Search ``candidates`` under the budget and return every trial and the best one.
+
+    Raises :class:`TrainingError` when no trial completes.
+    """
+    if not candidates:
+        raise TrainingError("no candidate model to tune")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spaces = {c.name: c for c in candidates}
+    study = optuna.create_study(
+        direction=metric.direction, sampler=_sampler(sampler, seed, startup_trials)
+    )
+    for candidate in candidates:
+        study.enqueue_trial(candidate.default_trial())
+
+    arrays: dict[str, Any] = {"X": X, "y": y}
+    for i, (train_idx, valid_idx) in enumerate(folds):
+        train_key, valid_key = fold_keys(i)
+        arrays[train_key], arrays[valid_key] = train_idx, valid_idx
+    shared = executor.share(arrays)
+
+    ordered = max_seconds is None
+    workers = executor.n_workers
+    started = time.monotonic()
+    deadline_wall = time.time() + max_seconds if max_seconds is not None else None
+    running: dict[int, _Running] = {}
+    finished: dict[int, TrialOutcome] = {}
+    records: list[TrialRecord] = []
+    told: list[int] = []
+    best: TrialRecord | None = None
+    best_oof: np.ndarray | None = None
+
+    def budget_left(asked: int) -> bool:
+        if max_trials is not None and asked >= max_trials:
+            return False
+        return max_seconds is None or time.monotonic() - started < max_seconds
+
+    def tell(number: int) -> None:
+        nonlocal best, best_oof
+        entry = running.pop(number)
+        outcome = finished.pop(number)
+        for step, value in enumerate(
+            np.cumsum(outcome.fold_values) / np.arange(1, len(outcome.fold_values) + 1)
+        ):
+            entry.trial.report(float(value), step)
+        if outcome.state == "complete":
+            study.tell(entry.trial, outcome.value)
+        elif outcome.state == "pruned":
+            study.tell(entry.trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(entry.trial, state=optuna.trial.TrialState.FAIL)
+        record = TrialRecord(
+            number=number,
+            model=entry.task.model,
+            params=_plain(entry.task.params),
+            class_weight=entry.task.class_weight,
+            state=outcome.state,
+            value=outcome.value,
+            fold_values=[float(v) for v in outcome.fold_values],
+            best_iterations=outcome.best_iterations,
+            duration_s=outcome.duration_s,
+            finished_at_s=time.monotonic() - started,
+            error=outcome.error,
+            note=outcome.note if outcome.state != "failed" else None,
+        )
+        records.append(record)
+        told.append(number)
+        if (
+            record.state == "complete"
+            and record.value is not None
+            and (best is None or best.value is None or metric.better(record.value, best.value))
+        ):
+            best, best_oof = record, outcome.oof
+        if on_trial is not None:
+            on_trial(record, best)
+
+    def wait_for(number: int | None) -> None:
+        """Collect finished futures; with ``number``, block until that trial is done."""
+        while True:
+            pending = {r.future for n, r in running.items() if n not in finished}
+            for n, r in running.items():
+                if n not in finished and r.future.done():
+                    finished[n] = r.future.result()
+            if number is None or number in finished or not pending:
+                return
+            wait(pending, return_when=FIRST_COMPLETED)
+
+    def submit(number_hint: int) -> None:
+        trial = study.ask()
+        model, params, weight = suggest_params(trial, spaces, class_weights=class_weights)
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        snapshot = None
+        if pruning and len(folds) > 1:
+            snapshot = PruneSnapshot(
+                metric.direction, list(complete), startup_trials=max(startup_trials, 3)
+            )
+        task = TrialTask(
+            number=trial.number,
+            model=model,
+            params=params,
+            class_weight=weight,
+            subtype=subtype,
+            n_classes=n_classes,
+            metric=metric.name,
+            n_folds=len(folds),
+            seed=seed,
+            threads=executor.threads_per_worker,
+            early_stopping_rounds=early_stopping_rounds,
+            # The first trials always finish, so a tiny budget still yields a model.
+            deadline=deadline_wall if complete else None,
+            prune=snapshot,
+        )
+        running[trial.number] = _Running(trial, task, executor.submit(run_trial, task, shared))
+
+    asked = 0
+    try:
+        if ordered:
+            while budget_left(asked):
+                oldest = asked - workers
+                if oldest >= 0:
+                    wait_for(oldest)
+                    tell(oldest)
+                submit(asked)
+                asked += 1
+            for number in sorted(running):
+                wait_for(number)
+                tell(number)
+        else:
+            while True:
+                while len(running) < workers and budget_left(asked):
+                    submit(asked)
+                    asked += 1
+                if not running:
+                    break
+                wait_for(None)
+                if not finished:
+                    wait({r.future for r in running.values()}, return_when=FIRST_COMPLETED)
+                    wait_for(None)
+                for number in sorted(finished):
+                    tell(number)
+    finally:
+        for entry in running.values():
+            entry.future.cancel()
+
+    records.sort(key=lambda r: r.number)
+    counts = {s: sum(r.state == s for r in records) for s in ("complete", "pruned", "failed")}
+    if best is None or best_oof is None:
+        errors = sorted({r.error for r in records if r.error})[:3]
+        detail = "; ".join(errors) if errors else "the budget ended before any trial finished"
+        raise TrainingError(f"no trial completed ({len(records)} tried): {detail}")
+    return SearchResult(
+        metric=metric,
+        trials=records,
+        best=best,
+        best_oof=best_oof,
+        elapsed_s=time.monotonic() - started,
+        mode="ordered" if ordered else "eager",
+        counts=counts,
+    )
+
+
+def _sampler(kind: str, seed: int, startup_trials: int) -> optuna.samplers.BaseSampler:
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """NumPy scalars to Python scalars so params serialise to JSON."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
