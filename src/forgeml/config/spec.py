@@ -67,10 +67,13 @@ class DataSpec(_Section):
 
     ``source`` is a local path, an fsspec URI (``s3://bucket/x.parquet``), a SQLAlchemy URL
     (with ``query`` or ``table``), or ``duckdb`` (with a DuckDB ``query`` that may read
-    files). It may be omitted only when a frame is passed from Python.
+    files). It may be omitted only when a frame is passed from Python. ``test_source``
+    (same format options) is an explicit held-out test set; without it the test set is
+    split off ``source`` as ``split`` says.
     """
 
     source: str | None = None
+    test_source: str | None = None
     format: Literal["auto", "csv", "parquet", "sql", "duckdb"] = "auto"
     query: str | None = None
     table: str | None = None
