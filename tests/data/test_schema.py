@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from forgeml.config.spec import ColumnSpec, DataSpec
 from forgeml.data import cast_to_schema, infer_schema, infer_task, open_source
 from forgeml.data.casting import cast_column
-from forgeml.errors import DataError
+from forgeml.errors import ConfigError, DataError
 
 
 def types(schema: dict[str, ColumnSpec]) -> dict[str, str | None]:
@@ -91,16 +91,16 @@ def test_declared_types_and_rules_win() -> None:
     assert schema["age"].max == 120
 
 
-def test_missing_columns_are_data_errors_with_a_guess() -> None:
+def test_missing_columns_are_config_errors_with_a_guess() -> None:
     frame = pl.DataFrame({"label": [1], "amount": [2.0]})
-    with pytest.raises(DataError) as info:
+    with pytest.raises(ConfigError) as info:
         infer_schema(frame, target="lable", source="t.csv")
     assert str(info.value) == (
         "target column 'lable' not found in t.csv; columns are: label, amount (did you mean 'label'?)"
     )
-    with pytest.raises(DataError, match="declared column 'amonut' not found"):
+    with pytest.raises(ConfigError, match="declared column 'amonut' not found"):
         infer_schema(frame, declared={"amonut": ColumnSpec()})
-    with pytest.raises(DataError, match="target column 'nope' not found"):
+    with pytest.raises(ConfigError, match="target column 'nope' not found"):
         infer_task(frame, "nope")
 
 

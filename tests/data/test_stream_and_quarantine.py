@@ -17,7 +17,7 @@ from forgeml.data import (
     validate_source,
 )
 from forgeml.data.quarantine import quarantine_frame
-from forgeml.errors import DataError, DataSourceError, ValidationFailed
+from forgeml.errors import ConfigError, DataError, DataSourceError, ValidationFailed
 
 QUARANTINE_SCHEMA_TAIL = {
     "_row": pl.Int64,
@@ -140,7 +140,7 @@ def test_empty_inputs_and_a_missing_target(write_text, tmp_path: Path) -> None:
             quarantine_path=quarantine,
         )
     assert not quarantine.exists()
-    with pytest.raises(DataError) as info:
+    with pytest.raises(ConfigError) as info:
         validate_source(
             open_source(DataSpec(source=str(header_only))),
             {},

@@ -145,7 +145,7 @@ def test_rules_that_cannot_apply_are_config_errors() -> None:
 def test_structural_problems() -> None:
     validator = Validator({}, target="churned", source="t.csv")
     with pytest.raises(
-        DataError,
+        ConfigError,
         match=r"^target column 'churned' not found in t\.csv; columns are: id, churn \(did you mean 'churn'\?\)$",
     ):
         validator.validate(Batch(pl.DataFrame({"id": [1], "churn": [1]})))

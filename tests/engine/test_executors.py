@@ -46,7 +46,7 @@ def test_get_executor_kinds() -> None:
     assert isinstance(get_executor("local", workers=1), InlineExecutor)
     with get_executor("local", workers=2) as ex:
         assert isinstance(ex, LocalExecutor) and ex.n_workers == 2
-    with pytest.raises(ConfigError, match="engine.kind"):
+    with pytest.raises(ConfigError, match=r"engine\.kind"):
         get_executor("spark")
     with pytest.raises(ConfigError, match="Ray backend"):
         get_executor("ray")

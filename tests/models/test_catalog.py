@@ -22,15 +22,15 @@ SUBTYPES = ("binary", "multiclass", "regression")
 
 
 def test_builtin_names_in_catalog_order() -> None:
-    assert builtin_names() == ["linear", "random_forest", "lightgbm", "xgboost"]
+    assert builtin_names() == ["lightgbm", "linear", "xgboost", "random_forest"]
 
 
 def test_unknown_model_suggests_the_closest_name() -> None:
     with pytest.raises(ConfigError) as info:
         get_adapter("lgbm")
     assert str(info.value) == (
-        "models.candidates: unknown model 'lgbm' (known: linear, random_forest, lightgbm, "
-        "xgboost; did you mean 'lightgbm'?)"
+        "models.candidates: unknown model 'lgbm' (known: lightgbm, linear, xgboost, "
+        "random_forest; did you mean 'lightgbm'?)"
     )
 
 
@@ -59,7 +59,7 @@ def test_missing_extra_names_the_extra() -> None:
     assert not ADAPTERS["xgboost"].available()
     for subtype in SUBTYPES:
         assert "xgboost" not in available_names(subtype)
-        assert available_names(subtype)[:3] == ["linear", "random_forest", "lightgbm"]
+        assert available_names(subtype) == ["lightgbm", "linear", "random_forest"]
 
 
 @pytest.mark.skipif(not ADAPTERS["xgboost"].available(), reason="xgboost is not installed")

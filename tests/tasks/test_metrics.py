@@ -55,7 +55,7 @@ def test_multiclass_with_absent_classes_does_not_crash(wine: pl.DataFrame) -> No
 
 
 def test_regression_metrics_match_sklearn(diabetes: pl.DataFrame) -> None:
-    y, pred, info = _fit_predict(diabetes, "progression", "regression")
+    y, pred, _ = _fit_predict(diabetes, "progression", "regression")
     got = all_metrics(y, pred, "regression")
     assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)))
     assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, pred))
@@ -79,7 +79,7 @@ def test_target_encoding_rules() -> None:
 def test_metric_resolution_errors_name_the_field() -> None:
     assert resolve_metric(None, "binary").name == "roc_auc"
     assert resolve_metric(None, "regression").name == "rmse"
-    with pytest.raises(ConfigError, match="tuning.metric: unknown metric 'auc'"):
+    with pytest.raises(ConfigError, match=r"tuning\.metric: unknown metric 'auc'"):
         resolve_metric("auc", "binary")
     with pytest.raises(ConfigError, match="does not apply to regression"):
         resolve_metric("roc_auc", "regression")

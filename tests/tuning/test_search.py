@@ -124,3 +124,20 @@ def test_refit_uses_early_stopped_rounds(breast_cancer: pl.DataFrame) -> None:
     best = result.best
     assert best.model == "lightgbm" and all(best.best_iterations)
     assert refit_params(best)["n_estimators"] == round(np.mean(best.best_iterations) * 1.1)
+
+
+def test_time_budget_aborts_trials_that_run_past_it(flights_sample: pl.DataFrame) -> None:
+    frame = flights_sample.select("dep_delay", "distance", "hour", "month", "late").drop_nulls()
+    X, y, info, folds = _data(frame, "late", folds=2)
+    slow = _spaces(["random_forest"], info.subtype)[0]
+    # A forest far too big for the budget: without a hard stop it would run for minutes.
+    slow = type(slow)(slow.name, {}, {**slow.fixed, "n_estimators": 5000, "max_depth": None}, {})
+    fast = _spaces(["linear"], info.subtype)[0]
+    with LocalExecutor(n_workers=2) as ex:
+        result = _run(
+            X, y, info, folds, ex, candidates=[fast, slow], max_trials=None, max_seconds=3.0
+        )
+    forest = [t for t in result.trials if t.model == "random_forest"]
+    assert forest and all(t.state == "pruned" for t in forest)
+    assert forest[0].note == "stopped at the end of the time budget"
+    assert result.best.model == "linear"

@@ -7,7 +7,7 @@ the row with a reason naming the column and the value.
 Internal dtypes per :data:`ColumnType`: ``int`` Int64, ``float`` Float64, ``bool``
 Boolean, ``datetime`` naive Datetime("us") (inputs with an offset or time zone are
 converted to UTC first), ``string``/``categorical``/``text`` String, and ``id`` String
-unless it arrived as integers.
+(identifiers are labels, whatever they arrived as).
 
 >>> frame = pl.DataFrame({"age": ["31", "x", None, " 7 "], "ok": ["yes", "no", "maybe", None]})
 >>> cast, failed = cast_to_schema(frame, {"age": ColumnSpec(type="int"), "ok": ColumnSpec(type="bool")})
@@ -47,9 +47,11 @@ def dtype_for(kind: ColumnType, source: pl.DataType) -> pl.DataType:
     """The internal dtype of a column of type ``kind`` that arrived as ``source``.
 
     >>> dtype_for("id", pl.Int32), dtype_for("id", pl.String), dtype_for("float", pl.String)
-    (Int64, String, Float64)
+    (String, String, Float64)
     """
-    if kind == "int" or (kind == "id" and source.is_integer()):
+    # Identifiers are labels, not numbers: always text, so a CSV (read as text) and a
+    # Parquet file (typed integers) give the same column.
+    if kind == "int":
         return pl.Int64()
     if kind == "float":
         return pl.Float64()

@@ -31,11 +31,16 @@ import polars as pl
 
 from forgeml.config.spec import ColumnSpec, ColumnType, TaskKind
 from forgeml.data.casting import cast_column
-from forgeml.errors import DataError
+from forgeml.errors import ConfigError, DataError
 
 __all__ = ["column_missing", "infer_column_type", "infer_schema", "infer_task"]
 
-_ID_NAME = re.compile(r"^(id|uuid|guid)$|_(id|uuid|guid)$|[a-z0-9](Id|ID)$", re.IGNORECASE)
+# Names of identifier columns; row labels exported by R and pandas (rownames, index,
+# "Unnamed: 0") count too: a unique integer under such a name is never a feature.
+_ID_NAME = re.compile(
+    r"^(id|uuid|guid|rownames|row_?names|index|row_?id|unnamed: ?0)$|_(id|uuid|guid)$|[a-z0-9](Id|ID)$",
+    re.IGNORECASE,
+)
 _INT = r"^[+-]?(0|[1-9][0-9]*)$"
 _FLOAT = r"(?i)^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(inf|infinity|nan)$"
 _LEADING_ZERO = r"^[+-]?0[0-9]"
@@ -50,8 +55,9 @@ _MIN_PARSED_SHARE = 0.99
 
 def column_missing(
     name: str, columns: Iterable[str], source: str, *, what: str = "column"
-) -> DataError:
-    """The error for a column that is not there, with the columns that are and a guess.
+) -> ConfigError:
+    """The error for a column the spec names but the data lacks, with the columns that
+    are there and a guess. A :class:`ConfigError` (exit code 2): the fix is in the spec.
 
     >>> str(column_missing("lable", ["label", "x"], "t.csv", what="target column"))
     "target column 'lable' not found in t.csv; columns are: label, x (did you mean 'label'?)"
@@ -61,7 +67,7 @@ def column_missing(
     close = close or difflib.get_close_matches(name, names, n=1)
     guess = f" (did you mean '{close[0]}'?)" if close else ""
     shown = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
-    return DataError(f"{what} '{name}' not found in {source}; columns are: {shown}{guess}")
+    return ConfigError(f"{what} '{name}' not found in {source}; columns are: {shown}{guess}")
 
 
 def infer_schema(
@@ -74,7 +80,7 @@ def infer_schema(
     """A :class:`ColumnSpec` with a ``type`` for every column of ``frame``, in its order.
 
     Declared columns keep their rules and, when they declare one, their type. A declared
-    column or ``target`` that is not in the frame is a :class:`DataError`.
+    column or ``target`` that is not in the frame is a :class:`ConfigError`.
 
     >>> schema = infer_schema(pl.DataFrame({"n": ["1", "2"]}), declared={"n": ColumnSpec(min=0)})
     >>> schema["n"].type, schema["n"].min

@@ -71,6 +71,11 @@ class Executor(ABC):
         """Run ``fn(*args)`` on a worker; ``fn`` must be a module-level function."""
 
     @abstractmethod
+    def abort(self) -> None:
+        """Stop every running task now (their futures never complete); the executor stays
+        usable for new submissions."""
+
+    @abstractmethod
     def close(self) -> None:
         """Stop workers and free shared data."""
 

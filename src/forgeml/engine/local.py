@@ -1,18 +1,20 @@
 """The local backends: a process pool using the machine's cores, and an inline executor.
 
-Workers are started with the ``spawn`` method (forking a process that already runs
-OpenMP threads, as LightGBM does, can deadlock) and each limits its native thread pools to
-``threads_per_worker`` so two workers on two cores do not oversubscribe them.
+Workers are fresh interpreters started by loky (joblib's process executor): forking a
+process that already runs OpenMP threads, as LightGBM does, can deadlock, and unlike the
+standard library's ``spawn`` loky does not re-run the user's ``__main__`` module, so a plain
+script calling ``forgeml.run`` works without an ``if __name__ == "__main__"`` guard. Each
+worker limits its native thread pools to ``threads_per_worker`` so two workers on two cores
+do not oversubscribe them.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from forgeml.engine.base import Executor, SharedHandle
@@ -49,16 +51,18 @@ class LocalExecutor(Executor):
 
     def __init__(self, n_workers: int, threads_per_worker: int = 1) -> None:
         super().__init__(n_workers, threads_per_worker)
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Any = None
         self._dirs: list[str] = []
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def _ensure_pool(self) -> Any:
         if self._pool is None:
+            from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
             self._pool = ProcessPoolExecutor(
                 max_workers=self.n_workers,
-                mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(self.threads_per_worker,),
+                env={var: str(self.threads_per_worker) for var in _THREAD_VARS},
             )
         return self._pool
 
@@ -69,11 +73,17 @@ class LocalExecutor(Executor):
         return SharedHandle(backend="local", ref=folder, keys=keys)
 
     def submit(self, fn: Callable[..., R], /, *args: Any) -> Future[R]:
-        return self._ensure_pool().submit(fn, *args)
+        future: Future[R] = self._ensure_pool().submit(fn, *args)
+        return future
+
+    def abort(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, kill_workers=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, kill_workers=True)
             self._pool = None
         for folder in self._dirs:
             shutil.rmtree(folder, ignore_errors=True)
@@ -104,6 +114,9 @@ class InlineExecutor(Executor):
         except BaseException as exc:  # the caller sees it through the future, as with a pool
             future.set_exception(exc)
         return future
+
+    def abort(self) -> None:
+        pass  # tasks ran to completion when they were submitted
 
     def close(self) -> None:
         pass

@@ -1,13 +1,13 @@
 """The built-in candidates by name, and loading a saved estimator by its metadata.
 
 >>> builtin_names()
-['linear', 'random_forest', 'lightgbm', 'xgboost']
+['lightgbm', 'linear', 'xgboost', 'random_forest']
 >>> get_adapter("linear").name
 'linear'
 >>> get_adapter("lgbm")
 Traceback (most recent call last):
 ...
-forgeml.errors.ConfigError: models.candidates: unknown model 'lgbm' (known: linear, random_forest, lightgbm, xgboost; did you mean 'lightgbm'?)
+forgeml.errors.ConfigError: models.candidates: unknown model 'lgbm' (known: lightgbm, linear, xgboost, random_forest; did you mean 'lightgbm'?)
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ from forgeml.models.xgboost_model import XGBoostAdapter
 
 __all__ = ["ADAPTERS", "available_names", "builtin_names", "get_adapter", "load_estimator"]
 
+# Catalog order is the order of the first, default-configuration trials of an ``auto``
+# search: the usually strongest candidate first, then the cheap baseline, so even a budget
+# of two trials compares a boosted model against a linear one.
 ADAPTERS: Mapping[str, type[ModelAdapter]] = MappingProxyType(
-    {cls.name: cls for cls in (LinearAdapter, RandomForestAdapter, LightGBMAdapter, XGBoostAdapter)}
+    {cls.name: cls for cls in (LightGBMAdapter, LinearAdapter, XGBoostAdapter, RandomForestAdapter)}
 )
 
 

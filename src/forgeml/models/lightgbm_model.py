@@ -1,8 +1,8 @@
 """The ``lightgbm`` candidate: native ``lightgbm.train`` with early stopping.
 
 Training is deterministic for a given seed and thread count (``deterministic=True`` with
-column-wise histograms forced, since LightGBM's timing-based choice between the two is
-not). ``n_estimators`` is the maximum number of rounds; with an ``eval_set`` and
+row-wise histograms forced, since LightGBM's timing-based choice between the two is not;
+row-wise was about 25% faster than column-wise on the 262k x 102 flights matrix). ``n_estimators`` is the maximum number of rounds; with an ``eval_set`` and
 ``early_stopping_rounds`` the model keeps the best round, recorded as ``best_iteration``.
 Saved as LightGBM's text format (the kept rounds only); loaded through
 :mod:`forgeml.models.lightgbm_text`, which validates the text before LightGBM parses it.
@@ -139,9 +139,11 @@ class LightGBMAdapter(ModelAdapter):
         }
 
     def default_params(self, subtype: str) -> dict[str, Any]:
+        # LightGBM's own default rate: the first (default) trial must finish quickly on
+        # large data; the search explores slower rates when the budget allows.
         return {
             "n_estimators": 1000,
-            "learning_rate": 0.05,
+            "learning_rate": 0.1,
             "num_leaves": 31,
             "min_data_in_leaf": 20,
             "feature_fraction": 0.9,
@@ -179,7 +181,7 @@ class LightGBMAdapter(ModelAdapter):
             objective=_OBJECTIVES[subtype],
             seed=seed,
             deterministic=True,
-            force_col_wise=True,
+            force_row_wise=True,
             num_threads=threads,
             verbosity=-1,
         )

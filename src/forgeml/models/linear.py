@@ -156,9 +156,11 @@ class LinearAdapter(ModelAdapter):
         return {"C": SearchParam(low=1e-3, high=1e2, log=True)}
 
     def default_params(self, subtype: str) -> dict[str, Any]:
+        # scikit-learn's default tolerance: on 175k flights rows lbfgs needs 61 iterations
+        # (3 s) at 1e-4 and 507 (38 s) at 1e-6, for the same AUC to four decimals.
         if subtype == "regression":
-            return {"alpha": 1.0, "tol": 1e-6, "max_iter": None}
-        return {"C": 1.0, "tol": 1e-6, "max_iter": 1000}
+            return {"alpha": 1.0, "tol": 1e-4, "max_iter": None}
+        return {"C": 1.0, "tol": 1e-4, "max_iter": 1000}
 
     def known_params(self, subtype: str) -> frozenset[str]:
         return _REGRESSOR_PARAMS if subtype == "regression" else _CLASSIFIER_PARAMS

@@ -8,7 +8,9 @@ Two scheduling modes:
   gives identical trials, models and metrics on every run.
 * **eager** (a time budget): a new trial is asked as soon as a worker is free, to use every
   second of the budget. Its trial sequence is the same as the ordered mode's only up to
-  where timing starts to matter.
+  where timing starts to matter. Trials stop starting new folds at the budget; trials still
+  running a short grace period later are aborted (their workers are stopped) and count as
+  pruned — but only once some trial has completed, so there is always a model.
 
 The first trials evaluate each candidate's default configuration (a strong, cheap start,
 so even a tiny budget compares every candidate), then TPE takes over.
@@ -204,6 +206,16 @@ def search(
                 return
             wait(pending, return_when=FIRST_COMPLETED)
 
+    def stop_running(note: str) -> None:
+        """Abort trials still running past the budget; they count as pruned."""
+        executor.abort()
+        for number in sorted(running):
+            outcome = finished.get(number) or TrialOutcome(number, "pruned", None, note=note)
+            if outcome.state == "complete" and outcome.value is None:
+                outcome.state = "pruned"
+            finished[number] = outcome
+            tell(number)
+
     def submit(number_hint: int) -> None:
         trial = study.ask()
         model, params, weight = suggest_params(trial, spaces, class_weights=class_weights)
@@ -245,16 +257,20 @@ def search(
                 wait_for(number)
                 tell(number)
         else:
+            hard_stop = max_seconds + _grace(max_seconds) if max_seconds is not None else None
             while True:
                 while len(running) < workers and budget_left(asked):
                     submit(asked)
                     asked += 1
                 if not running:
                     break
+                elapsed = time.monotonic() - started
+                if hard_stop is not None and best is not None and elapsed >= hard_stop:
+                    stop_running("stopped at the end of the time budget")
+                    break
+                timeout = None if hard_stop is None else max(0.05, hard_stop - elapsed)
+                wait({r.future for r in running.values()}, timeout, FIRST_COMPLETED)
                 wait_for(None)
-                if not finished:
-                    wait({r.future for r in running.values()}, return_when=FIRST_COMPLETED)
-                    wait_for(None)
                 for number in sorted(finished):
                     tell(number)
     finally:
@@ -276,6 +292,12 @@ def search(
         mode="ordered" if ordered else "eager",
         counts=counts,
     )
+
+
+def _grace(max_seconds: float) -> float:
+    """How long trials running at the end of a time budget may take to finish (between
+    folds they already stop by themselves) before they are aborted."""
+    return min(30.0, max(2.0, 0.1 * max_seconds))
 
 
 def _sampler(kind: str, seed: int, startup_trials: int) -> optuna.samplers.BaseSampler:

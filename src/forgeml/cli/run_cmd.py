@@ -1,0 +1,46 @@
+"""``forgeml run``: validate -> features -> tune -> evaluate -> register -> report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from forgeml.cli.options import OutputFormat, OutputOpt, RegistryOpt
+
+
+def run(
+    spec: Annotated[Path, typer.Argument(help="The pipeline spec (forgeml.yaml).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", "-s", help="Override a spec field, e.g. tuning.budget.trials=20 (repeatable)."
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Where trials run: local (default) or ray.")
+    ] = None,
+    registry: RegistryOpt = None,
+    output: OutputOpt = OutputFormat.text,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Run a pipeline spec end to end and register the resulting model."""
+    from forgeml.cli.output import RichReporter, emit_json
+    from forgeml.cli.render import print_run_result
+    from forgeml.workflow.run import run_spec
+
+    overrides = list(set_ or [])
+    if engine:
+        overrides.append(f"engine.kind={engine}")
+    if registry:
+        overrides.append(f"registry.uri={registry}")
+    reporter = RichReporter(quiet=quiet or output == OutputFormat.json)
+    try:
+        result = run_spec(spec, overrides=overrides, reporter=reporter)
+    finally:
+        reporter.done()
+    if output == OutputFormat.json:
+        emit_json(result.to_dict())
+    else:
+        print_run_result(result)

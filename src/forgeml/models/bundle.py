@@ -1,0 +1,224 @@
+"""The model users load: fitted features + fitted estimator + task, as one estimator.
+
+A :class:`ModelBundle` takes raw rows (pandas, Polars, Arrow, dicts) and applies exactly the
+feature pipeline fitted at training time before predicting, so batch scoring, the server
+and the Python API cannot drift apart. It follows scikit-learn's estimator contract
+(``predict``, ``predict_proba``, ``classes_``, ``get_params``) and saves as a folder of
+declarative files — a JSON manifest, the feature pipeline as JSON, the estimator in its
+native format — each listed with its sha256 in the manifest and checked on load. Nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from forgeml.data.frame import to_polars
+from forgeml.errors import ArtifactIntegrityError, UsageError
+from forgeml.features import FittedFeatures
+from forgeml.models.base import FittedEstimator
+from forgeml.models.catalog import load_estimator
+from forgeml.tasks.info import TaskInfo
+from forgeml.tasks.metrics import hard_labels
+
+__all__ = [
+    "MANIFEST",
+    "ClassifierBundle",
+    "ModelBundle",
+    "RegressorBundle",
+    "load_bundle",
+    "make_bundle",
+]
+
+MANIFEST = "forgeml-model.json"
+FEATURES_FILE = "features.json"
+FORMAT = "forgeml-model"
+FORMAT_VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelBundle(BaseEstimator):
+    """Raw rows in, predictions out. Build with :func:`make_bundle`, load with :func:`load_bundle`."""
+
+    def __init__(
+        self,
+        features: FittedFeatures,
+        estimator: FittedEstimator,
+        task: TaskInfo,
+        threshold: float = 0.5,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.features = features
+        self.estimator = estimator
+        self.task = task
+        self.threshold = threshold
+        self.metadata = metadata
+
+    # scikit-learn treats the bundle as fitted: it only exists fitted.
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        return np.asarray(list(self.features.input_columns), dtype=object)
+
+    @property
+    def input_schema(self) -> dict[str, str]:
+        """The raw columns the model reads, with their declared types."""
+        return dict(self.features.input_columns)
+
+    def _raw(self, X: Any) -> np.ndarray:
+        frame = to_polars(X)
+        return self.estimator.predict(self.features.transform(frame))
+
+    def fit(self, X: Any, y: Any) -> ModelBundle:
+        """Refit the estimator, with the same hyperparameters, on new rows.
+
+        The fitted feature transforms are kept as they are (so the input contract does not
+        change); run ``forgeml run`` to re-tune and refit everything.
+        """
+        from forgeml.models.catalog import get_adapter
+        from forgeml.tasks.info import encode_target
+
+        frame = to_polars(X)
+        target = np.asarray(y, dtype=object)
+        encoded, task = encode_target(target, self.task.kind, target=self.task.target)
+        if self.task.kind == "classification" and set(task.classes) - set(self.task.classes):
+            raise UsageError("fit: y has classes the model was not built for")
+        if self.task.kind == "classification":
+            index = {c: i for i, c in enumerate(self.task.classes)}
+            encoded = np.asarray([index[v] for v in target.tolist()], dtype=np.int64)
+        adapter = get_adapter(self.estimator.adapter)
+        self.estimator = adapter.fit(
+            self.features.transform(frame),
+            encoded,
+            subtype=self.task.subtype,
+            n_classes=self.task.n_classes,
+            params=self.estimator.params,
+            seed=int((self.metadata or {}).get("seed", 0)),
+        )
+        return self
+
+    def predict_frame(self, X: Any) -> pl.DataFrame:
+        """Predictions as columns: ``prediction`` plus ``proba_<class>`` for classifiers."""
+        raw = self._raw(X)
+        if self.task.kind == "regression":
+            return pl.DataFrame({"prediction": np.asarray(raw, dtype=np.float64)})
+        labels = self.task.decode(hard_labels(raw, self.task.subtype, self.threshold))
+        columns: dict[str, Any] = {"prediction": pl.Series("prediction", labels.tolist())}
+        for i, label in enumerate(self.task.classes):
+            columns[f"proba_{label}"] = raw[:, i].astype(np.float64)
+        return pl.DataFrame(columns)
+
+    def save(self, directory: Path) -> dict[str, str]:
+        """Write the bundle's files into ``directory``; returns ``{file: sha256}``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / FEATURES_FILE).write_text(json.dumps(self.features.to_dict()))
+        estimator_files = self.estimator.save(directory)
+        files = {name: _sha256(directory / name) for name in [FEATURES_FILE, *estimator_files]}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "task": self.task.to_dict(),
+            "threshold": self.threshold,
+            "features": FEATURES_FILE,
+            "estimator": self.estimator.to_meta(),
+            "input_schema": self.input_schema,
+            "feature_names": list(self.features.feature_names),
+            "files": files,
+            "metadata": self.metadata or {},
+        }
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        return {**files, MANIFEST: _sha256(directory / MANIFEST)}
+
+
+class ClassifierBundle(ClassifierMixin, ModelBundle):
+    """A classification bundle: ``predict`` returns labels, ``predict_proba`` probabilities."""
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.task.classes, dtype=object)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order."""
+        return np.asarray(self._raw(X), dtype=np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels; binary models apply the tuned decision threshold to ``classes_[1]``."""
+        return self.task.decode(hard_labels(self._raw(X), self.task.subtype, self.threshold))
+
+
+class RegressorBundle(RegressorMixin, ModelBundle):
+    """A regression bundle: ``predict`` returns values."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self._raw(X), dtype=np.float64)
+
+
+def make_bundle(
+    features: FittedFeatures,
+    estimator: FittedEstimator,
+    task: TaskInfo,
+    *,
+    threshold: float = 0.5,
+    metadata: dict[str, Any] | None = None,
+) -> ModelBundle:
+    """The right bundle class for ``task``."""
+    cls = ClassifierBundle if task.kind == "classification" else RegressorBundle
+    return cls(features, estimator, task, threshold=threshold, metadata=metadata)
+
+
+def load_bundle(directory: Path) -> ModelBundle:
+    """Load a saved bundle, checking the manifest and every file's sha256."""
+    manifest_path = directory / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError as exc:
+        raise ArtifactIntegrityError(
+            f"{directory}: not a forgeml model ({MANIFEST} missing)"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ArtifactIntegrityError(f"{manifest_path}: unreadable manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactIntegrityError(f"{manifest_path}: not a forgeml model manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactIntegrityError(
+            f"{manifest_path}: written by a newer forgeml (format {manifest['format_version']})"
+        )
+    for name, expected in manifest.get("files", {}).items():
+        path = (directory / name).resolve()
+        if directory.resolve() not in path.parents:
+            raise ArtifactIntegrityError(f"{manifest_path}: file {name!r} escapes the model folder")
+        if not path.is_file():
+            raise ArtifactIntegrityError(f"{directory}: file {name} is missing")
+        found = _sha256(path)
+        if found != expected:
+            raise ArtifactIntegrityError(
+                f"{directory}: file {name}: sha256 mismatch (expected {expected[:12]}…, found {found[:12]}…)"
+            )
+    try:
+        features = FittedFeatures.from_dict(
+            json.loads((directory / manifest["features"]).read_text())
+        )
+        task = TaskInfo.from_dict(manifest["task"])
+        threshold = float(manifest.get("threshold", 0.5))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactIntegrityError(f"{manifest_path}: malformed manifest: {exc}") from exc
+    estimator = load_estimator(directory, manifest["estimator"])
+    return make_bundle(
+        features, estimator, task, threshold=threshold, metadata=manifest.get("metadata")
+    )

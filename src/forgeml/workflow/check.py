@@ -1,0 +1,142 @@
+"""Semantic checks of a spec that need more than its shape (``forgeml config check``).
+
+Pydantic already checked every field; here we check what needs other layers: that every
+candidate model exists and suits the task, that the metric applies, that the data source
+is readable and holds the target, and that the registry location can be written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgeml.config.loader import load_spec
+from forgeml.config.spec import CandidateSpec, Spec
+from forgeml.errors import ConfigError, DataError
+from forgeml.tuning import CandidateSpace, build_space
+
+__all__ = ["CheckResult", "check_spec", "resolve_candidates"]
+
+
+def resolve_candidates(spec: Spec, subtype: str, *, n_rows: int) -> list[CandidateSpace]:
+    """The spec's candidates (or every available built-in one) with their search spaces."""
+    from forgeml.models import available_names, get_adapter
+
+    if spec.models.candidates is None:
+        listed = [CandidateSpec(name=n) for n in available_names(subtype)]
+        base = "models.candidates"
+    else:
+        listed = list(spec.models.candidates)
+        base = "models.candidates"
+    spaces = []
+    for i, candidate in enumerate(listed):
+        field_path = f"{base}[{i}]"
+        adapter = get_adapter(candidate.name, field=field_path)
+        if subtype not in adapter.subtypes:
+            raise ConfigError(
+                f"{field_path}: model '{candidate.name}' does not support {subtype} tasks"
+            )
+        spaces.append(
+            build_space(
+                candidate,
+                adapter.search_space(subtype, n_rows),
+                adapter.default_params(subtype),
+                field_path=field_path,
+            )
+        )
+    if not spaces:
+        raise ConfigError(f"models.candidates: no installed model supports {subtype} tasks")
+    return spaces
+
+
+@dataclass
+class CheckResult:
+    spec_path: str
+    name: str
+    task: str
+    target: str
+    candidates: list[str]
+    metric: str
+    data: dict[str, Any] = field(default_factory=dict)
+    registry: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec_path,
+            "ok": True,
+            "name": self.name,
+            "task": self.task,
+            "target": self.target,
+            "candidates": self.candidates,
+            "metric": self.metric,
+            "data": self.data,
+            "registry": self.registry,
+            "warnings": self.warnings,
+        }
+
+
+def check_spec(
+    spec: str | Path | Mapping[str, Any] | Spec, *, overrides: Iterable[str] = ()
+) -> CheckResult:
+    """Check a spec end to end without training; raises the first problem found."""
+    from forgeml.data import open_source
+    from forgeml.tasks.metrics import METRICS, resolve_metric
+    from forgeml.workflow.workspace import Workspace
+
+    loaded = load_spec(spec, overrides)
+    subtypes = ["binary", "multiclass"] if loaded.task == "classification" else ["regression"]
+    # A metric or model must suit at least one subtype the task can turn out to be.
+    errors: list[ConfigError] = []
+    for subtype in subtypes:
+        try:
+            metric = resolve_metric(loaded.tuning.metric, subtype)
+            candidates = resolve_candidates(loaded, subtype, n_rows=10_000)
+            break
+        except ConfigError as exc:
+            errors.append(exc)
+    else:
+        raise errors[0]
+    warnings: list[str] = []
+    if (
+        loaded.tuning.metric
+        and METRICS[metric.name].subtypes.isdisjoint(subtypes[1:])
+        and len(subtypes) > 1
+    ):
+        warnings.append(f"metric '{metric.name}' applies only if the target turns out binary")
+
+    data_info: dict[str, Any] = {}
+    if loaded.data.source is not None:
+        source = open_source(loaded.data, resolve=loaded.resolve_path)
+        head = source.head(1_000)
+        if loaded.target not in head.columns:
+            raise DataError(
+                f"target column '{loaded.target}' not found in {source.description} "
+                f"(columns: {', '.join(head.columns[:20])})"
+            )
+        missing = [c for c in loaded.columns if c not in head.columns]
+        if missing:
+            raise ConfigError(f"columns: declared column(s) not in the data: {', '.join(missing)}")
+        data_info = {"source": source.description, "columns": len(head.columns)}
+    else:
+        warnings.append(
+            "data.source is not set: pass a frame from Python (forgeml.run(spec, data=df))"
+        )
+
+    workspace = Workspace.from_spec(loaded)
+    from forgeml.registry import check_writable
+
+    check_writable(workspace.registry_uri, workspace.artifacts)
+    return CheckResult(
+        spec_path=str(spec) if isinstance(spec, str | Path) else "spec",
+        name=loaded.name,
+        task=loaded.task,
+        target=loaded.target,
+        candidates=[c.name for c in candidates],
+        metric=metric.name,
+        data=data_info,
+        registry=workspace.registry_uri,
+        warnings=warnings,
+    )

@@ -1,0 +1,196 @@
+"""The data half of a run: validate the sources, encode the target, split, build features.
+
+:func:`prepare` turns a spec (and optional in-memory frames) into everything tuning needs —
+feature matrices, encoded targets, folds — plus the validation reports that account for
+every input row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from forgeml.config.spec import ColumnSpec, Spec
+from forgeml.errors import ConfigError, DataError
+from forgeml.workflow.reporting import Reporter
+
+__all__ = ["Prepared", "prepare"]
+
+
+@dataclass
+class Prepared:
+    task: Any  # TaskInfo
+    reports: list[Any]  # ValidationReport: training source, then the explicit test source
+    fitted: Any  # FittedFeatures
+    X_train: Any
+    y_train: np.ndarray
+    X_test: Any
+    y_test: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    notes: list[str]
+
+    @property
+    def report(self) -> Any:
+        return self.reports[0]
+
+    @property
+    def test_report(self) -> Any | None:
+        return self.reports[1] if len(self.reports) > 1 else None
+
+
+def prepare(
+    spec: Spec,
+    run_dir: Path,
+    reporter: Reporter,
+    stage: Any,
+    *,
+    data: Any = None,
+    test_data: Any = None,
+) -> Prepared:
+    """Validate, split and featurise; ``stage(name, detail)`` marks each step."""
+    from forgeml.data import open_source
+    from forgeml.features import FeaturePipeline
+    from forgeml.tasks.info import encode_target
+
+    stage("validate", spec.data.source or "in-memory frame")
+    source = open_source(spec.data, resolve=spec.resolve_path, frame=data)
+    valid, report = _validate(spec, source, spec.columns, run_dir / "quarantine.parquet", reporter)
+    reports = [report]
+    columns: dict[str, Any] = report.column_types
+    n_train_rows = valid.height
+    if spec.data.test_source is not None or test_data is not None:
+        # The test set is validated against the types the training set was read with.
+        test_spec = spec.data.model_copy(update={"source": spec.data.test_source})
+        test_source = open_source(test_spec, resolve=spec.resolve_path, frame=test_data)
+        typed = {
+            name: (spec.columns.get(name) or ColumnSpec()).model_copy(update={"type": kind})
+            for name, kind in columns.items()
+        }
+        test_valid, test_report = _validate(
+            spec, test_source, typed, run_dir / "quarantine-test.parquet", reporter
+        )
+        reports.append(test_report)
+        valid = pl.concat([valid, test_valid.select(valid.columns)], how="vertical_relaxed")
+    notes: list[str] = []
+    for rep in reports:
+        reporter.info(
+            f"{rep.source}: {rep.n_input:,} rows = {rep.n_valid:,} valid + "
+            f"{rep.n_quarantined:,} quarantined"
+        )
+        for warning in rep.warnings:
+            reporter.warn(warning)
+            notes.append(warning)
+
+    stage("split", "")
+    y_all, task = encode_target(
+        valid[spec.target].to_numpy(),
+        spec.task,
+        target=spec.target,
+        positive_class=spec.positive_class,
+    )
+    explicit = None
+    if len(reports) > 1:
+        explicit = (np.arange(n_train_rows), np.arange(n_train_rows, valid.height))
+    train_idx, test_idx, folds = _split(spec, valid, y_all, task.is_classification, explicit)
+    reporter.info(
+        f"{len(train_idx):,} training rows ({len(folds)} fold{'s' if len(folds) > 1 else ''}), "
+        f"{len(test_idx):,} test rows"
+    )
+
+    stage("features", "")
+    feature_columns = {
+        name: kind
+        for name, kind in columns.items()
+        if name != spec.target and name not in spec.features.drop
+    }
+    unknown = [c for c in spec.features.drop if c not in columns]
+    if unknown:
+        raise ConfigError(f"features.drop: column(s) not in the data: {', '.join(unknown)}")
+    y_train, y_test = y_all[train_idx], y_all[test_idx]
+    pipeline = FeaturePipeline(spec.features, feature_columns, task, seed=spec.seed)
+    fitted, X_train = pipeline.fit_transform(valid[train_idx], y_train, folds=folds)
+    X_test = fitted.transform(valid[test_idx])
+    if X_train.shape[1] == 0:
+        raise DataError("no usable feature: every column is the target, dropped, an id or empty")
+    reporter.info(f"{X_train.shape[1]} features from {len(fitted.input_columns)} columns")
+    return Prepared(task, reports, fitted, X_train, y_train, X_test, y_test, folds, notes)
+
+
+def _validate(
+    spec: Spec,
+    source: Any,
+    columns: Mapping[str, ColumnSpec],
+    quarantine_path: Path,
+    reporter: Reporter,
+) -> tuple[pl.DataFrame, Any]:
+    from forgeml.data import validate_source
+
+    if spec.validation.quarantine_dir:
+        folder = Path(spec.resolve_path(spec.validation.quarantine_dir))
+        quarantine_path = folder / f"{quarantine_path.parent.name}-{quarantine_path.name}"
+    valid, report = validate_source(
+        source,
+        columns,
+        target=spec.target,
+        max_bad_fraction=spec.validation.max_bad_fraction,
+        quarantine_path=quarantine_path,
+        progress=reporter.rows,
+    )
+    if valid.height < 2:
+        raise DataError(
+            f"{source.description}: only {valid.height} valid row(s); nothing to train on"
+        )
+    return valid, report
+
+
+def _split(
+    spec: Spec,
+    valid: pl.DataFrame,
+    y: np.ndarray,
+    classification: bool,
+    explicit: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    from forgeml.data import cv_folds, holdout_split
+
+    split = spec.split
+    strategy = split.strategy
+    if strategy == "auto":
+        strategy = "stratified" if classification else "random"
+    groups = _column(valid, split.group_column, "split.group_column")
+    times = _column(valid, split.time_column, "split.time_column")
+    if explicit is not None:
+        train_idx, test_idx = explicit
+    else:
+        train_idx, test_idx = holdout_split(
+            valid.height,
+            strategy=strategy,
+            test_size=split.test_size,
+            seed=spec.seed,
+            y=y if classification else None,
+            groups=groups,
+            times=times,
+        )
+    folds = cv_folds(
+        len(train_idx),
+        strategy=strategy,
+        folds=split.folds,
+        seed=spec.seed,
+        y=y[train_idx] if classification else None,
+        groups=groups[train_idx] if groups is not None else None,
+        times=times[train_idx] if times is not None else None,
+        validation_size=split.validation_size,
+    )
+    return train_idx, test_idx, folds
+
+
+def _column(frame: pl.DataFrame, name: str | None, field_path: str) -> np.ndarray | None:
+    if name is None:
+        return None
+    if name not in frame.columns:
+        raise ConfigError(f"{field_path}: column '{name}' is not in the data")
+    return frame[name].to_numpy()
