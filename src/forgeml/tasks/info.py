@@ -52,8 +52,9 @@ class TaskInfo:
         return "binary" if self.is_binary else "multiclass"
 
     def decode(self, encoded: np.ndarray) -> np.ndarray:
-        """Map encoded class indices back to the original labels."""
-        labels = np.asarray(self.classes, dtype=object)
+        """Map encoded class indices back to the original labels, in the labels' own
+        dtype (integers stay integers, so scikit-learn's metrics accept the result)."""
+        labels = np.asarray(self.classes)
         return labels[np.asarray(encoded, dtype=np.int64)]
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,9 +48,15 @@ split:
   test_size: 0.2
   folds: 3
 models:
-  candidates: [lightgbm, linear, random_forest]
+  candidates:
+    # Capped rounds keep the final refit on all 262k training rows to well under a
+    # minute on two cores; the search still tunes the rest of LightGBM's space.
+    - {name: lightgbm, params: {n_estimators: 600}}
+    - linear
+    - random_forest
 tuning:
-  budget: {seconds: 90}
+  budget: {seconds: 75}
+  max_rows: 100000   # trials cross-validate on a stratified sample; the refit uses all rows
   metric: roc_auc
 seed: 0
 registry:

@@ -27,7 +27,9 @@ _MLFLOW_TYPES = {
     "string": "string",
     "categorical": "string",
     "text": "string",
-    "datetime": "datetime",
+    # JSON clients (MLflow scoring server, MLServer, KServe) send timestamps as ISO strings;
+    # the feature pipeline parses them, so the signature asks for strings.
+    "datetime": "string",
     "id": "string",
 }
 

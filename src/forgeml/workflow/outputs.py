@@ -92,9 +92,8 @@ def summary(out: Outcome) -> dict[str, Any]:
 def _flat_params(best: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {"model": best["model"], "class_weight": best["class_weight"]}
     for key, value in best["params"].items():
-        plain = (
-            value if isinstance(value, int | float | str | bool) or value is None else str(value)
-        )
+        # Registry params are scalars; anything else (None, lists) is kept as JSON text.
+        plain = value if isinstance(value, int | float | str | bool) else json.dumps(value)
         flat[f"{best['model']}.{key}"] = plain
     return flat
 

@@ -33,6 +33,18 @@ class Prepared:
     y_test: np.ndarray
     folds: list[tuple[np.ndarray, np.ndarray]]
     notes: list[str]
+    # Tuning may use a sample of the training rows (``tuning.max_rows``): positions into
+    # the training rows, and folds over that sample.
+    tune_rows: np.ndarray | None = None
+    tune_folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    @property
+    def X_tune(self) -> Any:
+        return self.X_train if self.tune_rows is None else self.X_train[self.tune_rows]
+
+    @property
+    def y_tune(self) -> np.ndarray:
+        return self.y_train if self.tune_rows is None else self.y_train[self.tune_rows]
 
     @property
     def report(self) -> Any:
@@ -96,7 +108,7 @@ def prepare(
     explicit = None
     if len(reports) > 1:
         explicit = (np.arange(n_train_rows), np.arange(n_train_rows, valid.height))
-    train_idx, test_idx, folds = _split(spec, valid, y_all, task.is_classification, explicit)
+    train_idx, test_idx, folds, tune = _split(spec, valid, y_all, task.is_classification, explicit)
     reporter.info(
         f"{len(train_idx):,} training rows ({len(folds)} fold{'s' if len(folds) > 1 else ''}), "
         f"{len(test_idx):,} test rows"
@@ -118,7 +130,14 @@ def prepare(
     if X_train.shape[1] == 0:
         raise DataError("no usable feature: every column is the target, dropped, an id or empty")
     reporter.info(f"{X_train.shape[1]} features from {len(fitted.input_columns)} columns")
-    return Prepared(task, reports, fitted, X_train, y_train, X_test, y_test, folds, notes)
+    prepared = Prepared(task, reports, fitted, X_train, y_train, X_test, y_test, folds, notes)
+    if tune is not None:
+        prepared.tune_rows, prepared.tune_folds = tune
+        reporter.info(
+            f"tuning on {len(tune[0]):,} of {len(train_idx):,} training rows "
+            f"(tuning.max_rows); the final model uses them all"
+        )
+    return prepared
 
 
 def _validate(
@@ -148,14 +167,19 @@ def _validate(
     return valid, report
 
 
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
 def _split(
     spec: Spec,
     valid: pl.DataFrame,
     y: np.ndarray,
     classification: bool,
     explicit: tuple[np.ndarray, np.ndarray] | None,
-) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    from forgeml.data import cv_folds, holdout_split
+) -> tuple[np.ndarray, np.ndarray, Folds, tuple[np.ndarray, Folds] | None]:
+    """Train/test rows, the folds over the training rows, and — when the training set is
+    larger than ``tuning.max_rows`` — the tuning sample with its own folds."""
+    from forgeml.data import holdout_split
 
     split = spec.split
     strategy = split.strategy
@@ -175,17 +199,77 @@ def _split(
             groups=groups,
             times=times,
         )
-    folds = cv_folds(
-        len(train_idx),
-        strategy=strategy,
-        folds=split.folds,
-        seed=spec.seed,
-        y=y[train_idx] if classification else None,
-        groups=groups[train_idx] if groups is not None else None,
-        times=times[train_idx] if times is not None else None,
-        validation_size=split.validation_size,
+    y_tr = y[train_idx] if classification else None
+    g_tr = groups[train_idx] if groups is not None else None
+    t_tr = times[train_idx] if times is not None else None
+    folds = _folds(spec, strategy, len(train_idx), y_tr, g_tr, t_tr)
+    limit = spec.tuning.max_rows
+    if limit is None or len(train_idx) <= limit:
+        return train_idx, test_idx, folds, None
+    rows = _sample(strategy, len(train_idx), limit, spec.seed, y_tr, g_tr, t_tr)
+    tune_folds = _folds(
+        spec,
+        strategy,
+        len(rows),
+        y_tr[rows] if y_tr is not None else None,
+        g_tr[rows] if g_tr is not None else None,
+        t_tr[rows] if t_tr is not None else None,
     )
-    return train_idx, test_idx, folds
+    return train_idx, test_idx, folds, (rows, tune_folds)
+
+
+def _folds(
+    spec: Spec,
+    strategy: str,
+    n: int,
+    y: np.ndarray | None,
+    groups: np.ndarray | None,
+    times: np.ndarray | None,
+) -> Folds:
+    from forgeml.data import cv_folds
+
+    return cv_folds(
+        n,
+        strategy=strategy,  # type: ignore[arg-type]  # "auto" was resolved by _split
+        folds=spec.split.folds,
+        seed=spec.seed,
+        y=y,
+        groups=groups,
+        times=times,
+        validation_size=spec.split.validation_size,
+    )
+
+
+def _sample(
+    strategy: str,
+    n: int,
+    limit: int,
+    seed: int,
+    y: np.ndarray | None,
+    groups: np.ndarray | None,
+    times: np.ndarray | None,
+) -> np.ndarray:
+    """``limit`` of ``n`` training positions, sorted, drawn the way the split draws:
+    the most recent rows for time splits, whole groups for group splits, stratified by
+    class otherwise."""
+    from forgeml.data import holdout_split
+
+    if strategy == "time" and times is not None:
+        return np.sort(np.argsort(times, kind="stable")[n - limit :])
+    if strategy == "group" and groups is not None:
+        rng = np.random.default_rng(seed)
+        uniques, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+        order = rng.permutation(len(uniques))
+        keep = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), limit, "right")))]
+        return np.flatnonzero(np.isin(inverse, keep))
+    _, rows = holdout_split(
+        n,
+        strategy="stratified" if y is not None else "random",
+        test_size=limit / n,
+        seed=seed,
+        y=y,
+    )
+    return np.sort(rows)
 
 
 def _column(frame: pl.DataFrame, name: str | None, field_path: str) -> np.ndarray | None:

@@ -155,16 +155,16 @@ def _run(
     prepared = prepare(spec, run_dir, reporter, timer, data=data, test_data=test_data)
     task = prepared.task
     metric = resolve_metric(spec.tuning.metric, task.subtype)
-    candidates = resolve_candidates(spec, task.subtype, n_rows=len(prepared.y_train))
+    candidates = resolve_candidates(spec, task.subtype, n_rows=len(prepared.y_tune))
 
     budget = spec.tuning.budget
     timer("tune", f"{', '.join(c.name for c in candidates)} on {metric.name}")
     reporter.budget(budget.trials, budget.seconds)
     with get_executor(spec.engine.kind, spec.engine.workers) as executor:
         result = search(
-            X=prepared.X_train,
-            y=prepared.y_train,
-            folds=prepared.folds,
+            X=prepared.X_tune,
+            y=prepared.y_tune,
+            folds=prepared.tune_folds or prepared.folds,
             subtype=task.subtype,
             n_classes=task.n_classes,
             candidates=candidates,
@@ -324,9 +324,9 @@ def _refit(spec: Spec, result: Any, prepared: Any) -> tuple[Any, float | None]:
     threshold: float | None = None
     if task.is_binary and spec.tuning.threshold != "none":
         # Tuned on out-of-fold predictions: the test set stays untouched until evaluation.
-        oof = result.best_oof
+        oof, y_tune = result.best_oof, prepared.y_tune
         covered = ~np.isnan(oof[:, 1])
-        threshold = best_threshold(y[covered], oof[covered, 1], metric=spec.tuning.threshold)
+        threshold = best_threshold(y_tune[covered], oof[covered, 1], metric=spec.tuning.threshold)
     return estimator, threshold
 
 

@@ -1,0 +1,201 @@
+"""``forgeml run`` end to end on real data: accounting, registry, parity, reproducibility."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.base import clone, is_classifier, is_regressor
+
+import forgeml
+from forgeml.config import load_spec
+from forgeml.models.bundle import load_bundle, make_bundle
+from forgeml.workflow.prepare import prepare
+from forgeml.workflow.reporting import NullReporter
+from forgeml.workflow.workspace import Workspace
+from tests.workflow.conftest import registry_state, small_spec
+
+
+def test_run_accounts_for_every_row_and_registers_a_champion(
+    tmp_path: Path, flights_csv: Path
+) -> None:
+    registry = tmp_path / "reg"
+    result = forgeml.run(small_spec(str(flights_csv), registry))
+    assert (result.model_name, result.version) == ("flights", 1)
+    assert set(result.aliases) == {"champion", "challenger"}
+    v = result.validation
+    assert v["n_input"] == 3_000 == v["n_valid"] + v["n_quarantined"]
+    assert v["n_quarantined"] > 0 and set(v["reasons"]) == {"target_null:late"}
+    quarantine = pl.read_parquet(v["quarantine_path"])
+    assert quarantine.height == v["n_quarantined"]
+    assert quarantine["reason"].str.contains("target 'late' is null").all()
+    assert quarantine["_line"].min() >= 2  # physical CSV lines, after the header
+    assert 0.8 < result.test_metrics["roc_auc"] <= 1.0  # real signal in real data
+    html = Path(result.report_path).read_text()
+    assert "roc_auc" in html and "<svg" in html and "flights" in html
+    summary = json.loads(Path(result.summary_path).read_text())
+    assert (
+        summary["version"] == 1
+        and summary["fingerprint"]["n_rows"] == v["n_valid"] + v["n_quarantined"]
+    )
+    assert len(summary["leaderboard"]) == 3
+    with Workspace.from_uri(str(registry)).open_registry(create=False) as reg:
+        run = reg.get_run(result.run_id)
+        version = reg.resolve("flights@champion")
+    assert run.seed == 0 and run.data_fingerprint["sha256"] == summary["fingerprint"]["sha256"]
+    assert "lightgbm" in run.library_versions and run.config["target"] == "late"
+    assert {"forgeml-model.json", "features.json", "report.html", "summary.json"} <= set(
+        version.files
+    )
+
+
+def test_same_seed_and_trial_budget_give_identical_models(
+    tmp_path: Path, flights_csv: Path
+) -> None:
+    first = forgeml.run(small_spec(str(flights_csv), tmp_path / "a", engine={"workers": 2}))
+    second = forgeml.run(small_spec(str(flights_csv), tmp_path / "b", engine={"workers": 2}))
+    assert first.test_metrics == second.test_metrics
+    assert first.best == second.best and first.threshold == second.threshold
+    a, b = registry_state(tmp_path / "a"), registry_state(tmp_path / "b")
+    model_files = [
+        k
+        for k in a
+        if k.startswith("artifacts/")
+        and not k.endswith(("report.html", "summary.json", "forgeml-model.json"))
+    ]
+    assert model_files and all(a[k] == b[k] for k in model_files)
+
+
+def test_saved_model_predicts_exactly_like_the_in_memory_one(
+    tmp_path: Path, flights_csv: Path, flights_small: pl.DataFrame
+) -> None:
+    from forgeml.models import get_adapter
+
+    spec = load_spec(small_spec(str(flights_csv), tmp_path / "reg"))
+    prepared = prepare(spec, tmp_path / "run", NullReporter(), lambda *a: None)
+    task = prepared.task
+    estimator = get_adapter("lightgbm").fit(
+        prepared.X_train,
+        prepared.y_train,
+        subtype=task.subtype,
+        n_classes=task.n_classes,
+        params={**get_adapter("lightgbm").default_params(task.subtype), "n_estimators": 50},
+        seed=0,
+    )
+    in_memory = make_bundle(prepared.fitted, estimator, task, threshold=0.4)
+    in_memory.save(tmp_path / "model")
+    loaded = load_bundle(tmp_path / "model")
+    raw = flights_small.drop("late")  # raw rows, as a caller would send them
+    np.testing.assert_array_equal(loaded.predict_proba(raw), in_memory.predict_proba(raw))
+    np.testing.assert_array_equal(loaded.predict(raw), in_memory.predict(raw))
+    # The same rows as CSV text (every value a string) give the same predictions.
+    as_text = pl.read_csv(flights_csv, infer_schema=False).drop("late")
+    np.testing.assert_allclose(
+        loaded.predict_proba(as_text), in_memory.predict_proba(raw), rtol=0, atol=1e-12
+    )
+
+
+def test_registered_model_is_a_scikit_learn_estimator(
+    tmp_path: Path, flights_csv: Path, flights_small: pl.DataFrame
+) -> None:
+    registry = tmp_path / "reg"
+    forgeml.run(small_spec(str(flights_csv), registry))
+    model = forgeml.load_model("flights@champion", registry=str(registry))
+    assert is_classifier(model) and list(model.classes_) == [0, 1]
+    rows = flights_small.drop_nulls("late")
+    proba = model.predict_proba(rows.to_pandas())
+    assert proba.shape == (rows.height, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert 0.7 < model.score(rows.drop("late").to_pandas(), rows["late"].to_numpy()) <= 1.0
+    assert set(model.get_params()) >= {"features", "estimator", "task", "threshold"}
+    copy = clone(model)
+    np.testing.assert_array_equal(copy.predict_proba(rows), proba)
+    frame = forgeml.predict("flights@champion", rows, registry=str(registry))
+    assert frame.height == rows.height and {"prediction", "proba_0", "proba_1"} <= set(
+        frame.columns
+    )
+
+
+def test_regression_and_multiclass_from_python_frames(
+    tmp_path: Path, diabetes: pl.DataFrame, wine: pl.DataFrame
+) -> None:
+    base = {
+        "models": {"candidates": ["lightgbm", "linear"]},
+        "tuning": {"budget": {"trials": 2}},
+        "engine": {"workers": 1},
+        "registry": {"uri": str(tmp_path / "reg")},
+        "split": {"folds": 2},
+    }
+    reg = forgeml.run(
+        {"name": "diabetes", "task": "regression", "target": "progression", **base},
+        data=diabetes.to_pandas(),
+    )
+    assert reg.task == "regression" and {"rmse", "mae", "r2", "mape"} <= set(reg.test_metrics)
+    assert reg.test_metrics["r2"] > 0.2 and reg.threshold is None
+    multi = forgeml.run(
+        {"name": "wine", "task": "classification", "target": "cultivar", **base}, data=wine
+    )
+    assert multi.task == "multiclass" and multi.test_metrics["accuracy"] > 0.85
+    model = forgeml.load_model("wine", registry=str(tmp_path / "reg"))
+    assert list(model.classes_) == ["class_0", "class_1", "class_2"]
+    regressor = forgeml.load_model("diabetes@1", registry=str(tmp_path / "reg"))
+    assert is_regressor(regressor) and regressor.predict(diabetes).shape == (diabetes.height,)
+
+
+def test_explicit_test_set(tmp_path: Path, flights_small: pl.DataFrame) -> None:
+    train, test = flights_small.head(2_400), flights_small.tail(600)
+    result = forgeml.run(small_spec(None, tmp_path / "reg"), data=train, test_data=test)
+    summary = json.loads(Path(result.summary_path).read_text())
+    assert summary["n_test"] == test.drop_nulls("late").height
+    assert summary["test_validation"]["n_input"] == 600
+
+
+def test_second_run_is_a_challenger_until_promoted(tmp_path: Path, flights_csv: Path, cli) -> None:
+    registry = tmp_path / "reg"
+    forgeml.run(small_spec(str(flights_csv), registry))
+    second = forgeml.run(small_spec(str(flights_csv), registry, seed=1))
+    assert second.version == 2 and second.aliases == ["challenger"]
+    assert cli("models", "promote", "flights", "2", "--registry", str(registry)).code == 0
+    assert forgeml.load_model("flights@champion", registry=str(registry)).metadata["version"] == 2
+    assert cli("models", "rollback", "flights", "--registry", str(registry)).code == 0
+    assert forgeml.load_model("flights@champion", registry=str(registry)).metadata["version"] == 1
+    shown = json.loads(
+        cli("models", "show", "flights", "--registry", str(registry), "-O", "json").out
+    )
+    assert [v["version"] for v in shown["versions"]] == [1, 2]
+    assert [e["action"] for e in shown["alias_history"] if e["alias"] == "champion"][
+        -1
+    ] == "rollback"
+
+
+@pytest.mark.postgres
+def test_postgresql_registry(tmp_path: Path, flights_csv: Path, pg_url: str) -> None:
+    spec = small_spec(str(flights_csv), pg_url)
+    spec["registry"]["artifacts"] = str(tmp_path / "artifacts")
+    result = forgeml.run(spec)
+    again = forgeml.run(spec)
+    assert (result.version, again.version) == (1, 2)
+    from forgeml.registry import Registry
+
+    with Registry.open(pg_url, str(tmp_path / "artifacts"), create=False) as reg:
+        assert reg.resolve("flights@champion").version == 1
+        directory = reg.open_artifacts(reg.resolve("flights@2"))
+    assert load_bundle(directory).predict(pl.read_csv(flights_csv).head(5)).shape == (5,)
+
+
+def test_large_training_sets_are_tuned_on_a_stratified_sample(
+    tmp_path: Path, flights_csv: Path
+) -> None:
+    spec = load_spec(small_spec(str(flights_csv), tmp_path / "reg", tuning={"max_rows": 1_000}))
+    prepared = prepare(spec, tmp_path / "run", NullReporter(), lambda *a: None)
+    rows = prepared.tune_rows
+    assert rows is not None and len(rows) == 1_000 and len(np.unique(rows)) == 1_000
+    assert prepared.tune_folds is not None and len(prepared.tune_folds) == 2
+    covered = np.concatenate([va for _, va in prepared.tune_folds])
+    assert sorted(covered.tolist()) == list(range(1_000))
+    # Stratified: the class balance of the sample matches the training set's.
+    assert abs(prepared.y_tune.mean() - prepared.y_train.mean()) < 0.01
+    result = forgeml.run(spec)
+    assert result.version == 1 and len(prepared.y_train) > 1_000
