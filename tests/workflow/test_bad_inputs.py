@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from tests.workflow.conftest import registry_state, small_spec
 
 import forgeml
-from tests.workflow.conftest import registry_state, small_spec
 
 
 @pytest.fixture(scope="module")

@@ -137,7 +137,6 @@ def test_mlflow_export_predicts_the_same(
     cli, tmp_path: Path, flights_csv: Path, flights_small: pl.DataFrame
 ) -> None:
     import mlflow.pyfunc
-
     from tests.workflow.conftest import small_spec
 
     registry = tmp_path / "reg"

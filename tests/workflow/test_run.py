@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
+from tests.workflow.conftest import registry_state, small_spec
 
 import forgeml
 from forgeml.config import load_spec
@@ -16,7 +17,6 @@ from forgeml.models.bundle import load_bundle, make_bundle
 from forgeml.workflow.prepare import prepare
 from forgeml.workflow.reporting import NullReporter
 from forgeml.workflow.workspace import Workspace
-from tests.workflow.conftest import registry_state, small_spec
 
 
 def test_run_accounts_for_every_row_and_registers_a_champion(
