@@ -141,3 +141,16 @@ def test_time_budget_aborts_trials_that_run_past_it(flights_sample: pl.DataFrame
     assert forest and all(t.state == "pruned" for t in forest)
     assert forest[0].note == "stopped at the end of the time budget"
     assert result.best.model == "linear"
+
+
+def test_time_budget_reserves_the_expected_refit(breast_cancer: pl.DataFrame) -> None:
+    X, y, info, folds = _data(breast_cancer, "diagnosis")
+    # An enormous expected refit leaves no time to search beyond the first trial.
+    result = _run(
+        X, y, info, folds, InlineExecutor(), max_trials=None, max_seconds=60.0, refit_scale=1e9
+    )
+    assert len(result.trials) == 1 and result.counts["complete"] == 1
+    relaxed = _run(
+        X, y, info, folds, InlineExecutor(), max_trials=4, max_seconds=60.0, refit_scale=1.0
+    )
+    assert len(relaxed.trials) == 4

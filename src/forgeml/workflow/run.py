@@ -173,6 +173,7 @@ def _run(
             seed=spec.seed,
             max_trials=budget.trials,
             max_seconds=budget.seconds,
+            refit_scale=_refit_scale(prepared),
             sampler=spec.tuning.sampler,
             pruning=spec.tuning.pruning,
             startup_trials=spec.tuning.startup_trials,
@@ -328,6 +329,14 @@ def _refit(spec: Spec, result: Any, prepared: Any) -> tuple[Any, float | None]:
         covered = ~np.isnan(oof[:, 1])
         threshold = best_threshold(y_tune[covered], oof[covered, 1], metric=spec.tuning.threshold)
     return estimator, threshold
+
+
+def _refit_scale(prepared: Any) -> float:
+    """How many validation folds' worth of time the final refit is expected to take: it
+    trains on every training row, each fold on a fraction of the tuning rows."""
+    folds = prepared.tune_folds or prepared.folds
+    fold_rows = float(np.mean([len(train) for train, _ in folds]))
+    return 1.1 * len(prepared.y_train) / max(fold_rows, 1.0)
 
 
 def _aliases(spec: Spec) -> tuple[list[str], list[str]]:
