@@ -111,7 +111,7 @@ def test_missing_fsspec_backend_names_the_package() -> None:
         open_source(DataSpec(source="s3://bucket/train.parquet"))
     assert info.value.module == "s3fs"
     assert "s3://" in str(info.value)
-    assert info.value.hint == "pip install s3fs"
+    assert info.value.hint == "pip install 'forgeml[s3]'" and info.value.extra == "s3"
     with pytest.raises(MissingExtraError, match="adlfs"):
         open_source(DataSpec(source="abfss://container@account.dfs.core.windows.net/x.csv"))
 

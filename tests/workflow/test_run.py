@@ -199,3 +199,21 @@ def test_large_training_sets_are_tuned_on_a_stratified_sample(
     assert abs(prepared.y_tune.mean() - prepared.y_train.mean()) < 0.01
     result = forgeml.run(spec)
     assert result.version == 1 and len(prepared.y_train) > 1_000
+
+
+def test_runs_are_mirrored_to_mlflow_when_its_tracking_uri_is_set(
+    tmp_path: Path, flights_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = forgeml.run(
+        small_spec(str(flights_csv), tmp_path / "reg", tuning={"budget": {"trials": 1}})
+    )
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("flights")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1 and runs[0].data.tags["forgeml.run_id"] == result.run_id
+    assert runs[0].data.metrics["test_roc_auc"] == pytest.approx(result.test_metrics["roc_auc"])
+    assert runs[0].data.params["model"] == result.best["model"]

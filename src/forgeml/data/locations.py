@@ -154,10 +154,16 @@ def filesystem(source: str, storage_options: dict[str, Any]) -> tuple[AbstractFi
     return fs, path
 
 
+# The forgeml extra that installs each backend package.
+_EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure", "aiohttp": "http"}
+
+
 def _missing_backend(scheme: str | None, module: str | None) -> MissingExtraError:
     package = _BACKENDS.get(scheme or "", module or "the fsspec backend")
-    err = MissingExtraError(package, package, f"reading {scheme}:// data")
-    err.hint = f"pip install {package}"
+    extra = _EXTRAS.get(package)
+    err = MissingExtraError(package, extra or package, f"reading {scheme}:// data")
+    if extra is None:
+        err.hint = f"pip install {package}"
     return err
 
 

@@ -376,6 +376,10 @@ def _mirror_to_mlflow(record: Any, run_dir: Path, reporter: Reporter) -> None:
         return
     from forgeml.registry.mlflow_mirror import mirror_run
 
-    mlflow_run = mirror_run(record, run_dir)
+    try:
+        mlflow_run = mirror_run(record, run_dir)
+    except ForgeError as exc:  # the model is registered; MLflow is a mirror, not the record
+        reporter.warn(f"could not mirror the run to MLflow: {exc}")
+        return
     if mlflow_run:
         reporter.info(f"logged to MLflow as run {mlflow_run}")
