@@ -206,6 +206,7 @@ def test_runs_are_mirrored_to_mlflow_when_its_tracking_uri_is_set(
 ) -> None:
     import mlflow
 
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts of a sqlite-tracked run in ./mlruns
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     result = forgeml.run(
