@@ -22,6 +22,7 @@ from forgeml.models._trees import check_tree
 def test_public_surface_is_all() -> None:
     assert sorted(models_pkg.__all__) == [
         "FORMAT_VERSION",
+        "FittedEnsemble",
         "FittedEstimator",
         "ModelAdapter",
         "available_names",

@@ -48,13 +48,18 @@ def _print_run(run: dict[str, Any]) -> None:
     validation = run["validation"]
     trials = run["trials"]
     lines = [
-        f"best model   {best['model']} (trial {best['trial']}), cv {cv['metric']} "
+        f"best trial   {best['model']} (trial {best['trial']}), cv {cv['metric']} "
         f"{cv['mean']:.4f} ± {cv['std']:.4f}",
         f"trials       {trials.get('complete', 0)} complete, {trials.get('pruned', 0)} pruned, "
         f"{trials.get('failed', 0)} failed",
         f"rows         {validation['n_input']:,} in = {validation['n_valid']:,} used + "
         f"{validation['n_quarantined']:,} quarantined",
     ]
+    if best.get("ensemble"):
+        members = " + ".join(
+            f"{m['weight']:.2f}×{m['model']}#{m['trial']}" for m in best["ensemble"]
+        )
+        lines.append(f"final model  ensemble: {members}")
     if run.get("threshold") is not None:
         lines.append(f"threshold    {run['threshold']:.4f} (tuned on out-of-fold predictions)")
     aliases = ", ".join(run["aliases"]) or "none"

@@ -300,6 +300,9 @@ class TuningSpec(_Section):
 
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec(seconds=120))
     max_rows: int | None = Field(100_000, ge=100)
+    # Most distinct trials averaged in the final model (greedy selection on out-of-fold
+    # predictions); 1 keeps the single best configuration.
+    ensemble: int = Field(5, ge=1, le=20)
     metric: str | None = None
     sampler: Literal["tpe", "random"] = "tpe"
     pruning: bool = True

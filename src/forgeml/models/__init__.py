@@ -9,9 +9,11 @@ Importing this package is cheap: model libraries load when a model is trained or
 
 from forgeml.models.base import FORMAT_VERSION, FittedEstimator, ModelAdapter, balanced_weights
 from forgeml.models.catalog import available_names, builtin_names, get_adapter, load_estimator
+from forgeml.models.ensemble import FittedEnsemble
 
 __all__ = [
     "FORMAT_VERSION",
+    "FittedEnsemble",
     "FittedEstimator",
     "ModelAdapter",
     "available_names",

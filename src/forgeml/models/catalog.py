@@ -88,6 +88,10 @@ def load_estimator(directory: Path, meta: dict[str, Any]) -> FittedEstimator:
     (['estimator.linear.json'], True)
     """
     name = meta.get("adapter") if isinstance(meta, dict) else None
+    if name == "ensemble":
+        from forgeml.models.ensemble import FittedEnsemble
+
+        return FittedEnsemble.load(directory, meta)
     cls = ADAPTERS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ArtifactIntegrityError(f"{directory}: unknown estimator adapter {name!r}")

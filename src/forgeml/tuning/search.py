@@ -79,6 +79,14 @@ class SearchResult:
     elapsed_s: float
     mode: str
     counts: dict[str, int] = field(default_factory=dict)
+    # Out-of-fold predictions of the best complete trials, for ensemble selection.
+    oofs: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def top_complete(self, n: int) -> list[TrialRecord]:
+        """The ``n`` best complete trials, best first."""
+        sign = -1.0 if self.metric.direction == "maximize" else 1.0
+        done = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        return sorted(done, key=lambda t: (sign * (t.value or 0.0), t.number))[:n]
 
     def leaderboard(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Finished trials, best first (complete trials before pruned and failed ones)."""
@@ -114,6 +122,7 @@ def search(
     max_trials: int | None,
     max_seconds: float | None,
     refit_scale: float = 0.0,
+    keep_best: int = 1,
     sampler: str = "tpe",
     pruning: bool = True,
     startup_trials: int = 6,
@@ -152,15 +161,20 @@ def search(
     finished: dict[int, TrialOutcome] = {}
     records: list[TrialRecord] = []
     told: list[int] = []
+    oofs: dict[int, np.ndarray] = {}
     best: TrialRecord | None = None
     best_oof: np.ndarray | None = None
 
     def tuning_seconds() -> float:
-        """The time budget minus what refitting the current best is expected to take."""
+        """The time budget minus what refitting the best ``keep_best`` trials (the most an
+        ensemble can hold) is expected to take."""
         assert max_seconds is not None
-        if best is None or not best.fold_values:
-            return max_seconds
-        per_fold = best.duration_s / len(best.fold_values)
+        sign = -1.0 if metric.direction == "maximize" else 1.0
+        top = sorted(
+            (r for r in records if r.state == "complete" and r.value is not None),
+            key=lambda r: sign * (r.value or 0.0),
+        )[:keep_best]
+        per_fold = sum(r.duration_s / len(r.fold_values) for r in top if r.fold_values)
         return max(0.0, max_seconds - per_fold * refit_scale)
 
     def budget_left(asked: int) -> bool:
@@ -198,12 +212,11 @@ def search(
         )
         records.append(record)
         told.append(number)
-        if (
-            record.state == "complete"
-            and record.value is not None
-            and (best is None or best.value is None or metric.better(record.value, best.value))
-        ):
-            best, best_oof = record, outcome.oof
+        if record.state == "complete" and record.value is not None and outcome.oof is not None:
+            oofs[number] = outcome.oof
+            if best is None or best.value is None or metric.better(record.value, best.value):
+                best, best_oof = record, outcome.oof
+            _keep_top(oofs, records, metric, keep_best)
         if on_trial is not None:
             on_trial(record, best)
 
@@ -307,7 +320,20 @@ def search(
         elapsed_s=time.monotonic() - started,
         mode="ordered" if ordered else "eager",
         counts=counts,
+        oofs=oofs,
     )
+
+
+def _keep_top(
+    oofs: dict[int, np.ndarray], records: list[TrialRecord], metric: Metric, keep: int
+) -> None:
+    """Drop out-of-fold predictions of all but the ``keep`` best complete trials."""
+    if len(oofs) <= keep:
+        return
+    sign = -1.0 if metric.direction == "maximize" else 1.0
+    value = {r.number: sign * (r.value or 0.0) for r in records if r.number in oofs}
+    for number in sorted(oofs, key=lambda n: (value[n], n))[keep:]:
+        del oofs[number]
 
 
 def _grace(max_seconds: float) -> float:

@@ -30,6 +30,7 @@ class Outcome:
         evaluation: Any,
         versions: dict[str, str],
         started_at: datetime,
+        members: list[tuple[int, float]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.spec = spec
@@ -41,6 +42,7 @@ class Outcome:
         self.evaluation = evaluation
         self.versions = versions
         self.started_at = started_at
+        self.members = members or [(search.best.number, 1.0)]
 
     @property
     def cv(self) -> dict[str, Any]:
@@ -54,12 +56,19 @@ class Outcome:
     @property
     def best(self) -> dict[str, Any]:
         best = self.search.best
-        return {
+        out: dict[str, Any] = {
             "trial": best.number,
             "model": best.model,
             "params": best.params,
             "class_weight": best.class_weight,
         }
+        if len(self.members) > 1:
+            trials = {t.number: t for t in self.search.trials}
+            out["ensemble"] = [
+                {"trial": n, "model": trials[n].model, "weight": round(w, 4)}
+                for n, w in self.members
+            ]
+        return out
 
 
 def summary(out: Outcome) -> dict[str, Any]:
@@ -138,6 +147,13 @@ def report_context(out: Outcome, timings: dict[str, float]) -> Any:
         named = zip(prepared.fitted.feature_names, (float(v) for v in importance), strict=True)
         pairs = sorted(named, key=lambda p: -p[1])
     best = out.search.best
+    notes = list(prepared.notes)
+    if "ensemble" in out.best:
+        parts = ", ".join(
+            f"{m['model']} (trial {m['trial']}, weight {m['weight']:.2f})"
+            for m in out.best["ensemble"]
+        )
+        notes.append(f"The final model averages {len(out.best['ensemble'])} trials: {parts}.")
     return ReportContext(
         title=f"{out.spec.name}: {prepared.task.subtype} on '{out.spec.target}'",
         model_name=out.spec.name,
@@ -160,5 +176,5 @@ def report_context(out: Outcome, timings: dict[str, float]) -> Any:
         timings=timings,
         spec_yaml=dump_spec(out.spec),
         versions=out.versions,
-        notes=list(prepared.notes),
+        notes=notes,
     )

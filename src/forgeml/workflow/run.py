@@ -174,6 +174,7 @@ def _run(
             max_trials=budget.trials,
             max_seconds=budget.seconds,
             refit_scale=_refit_scale(prepared),
+            keep_best=spec.tuning.ensemble,
             sampler=spec.tuning.sampler,
             pruning=spec.tuning.pruning,
             startup_trials=spec.tuning.startup_trials,
@@ -182,8 +183,10 @@ def _run(
             on_trial=reporter.trial,
         )
 
-    timer("train", f"{result.best.model} on {len(prepared.y_train):,} rows")
-    estimator, threshold = _refit(spec, result, prepared)
+    members = _ensemble(spec, result, prepared)
+    names = " + ".join(f"{result_trial(result, n).model}" for n, _ in members)
+    timer("train", f"{names} on {len(prepared.y_train):,} rows")
+    estimator, threshold = _refit(spec, result, prepared, members)
     timer("evaluate", f"{len(prepared.y_test):,} held-out rows")
     evaluation = evaluate(
         prepared.y_test,
@@ -202,6 +205,7 @@ def _run(
         evaluation=evaluation,
         versions=library_versions(),
         started_at=started_at,
+        members=members,
     )
     timer("register", f"{spec.name} in {workspace.registry_uri}")
     version, context = _register(out, workspace, dict(timer.timings))
@@ -304,30 +308,63 @@ def _class_weights(spec: Spec, classification: bool) -> list[str] | None:
     ]
 
 
-def _refit(spec: Spec, result: Any, prepared: Any) -> tuple[Any, float | None]:
-    """The best configuration trained on every training row, and its decision threshold."""
+def result_trial(result: Any, number: int) -> Any:
+    return next(t for t in result.trials if t.number == number)
+
+
+def _ensemble(spec: Spec, result: Any, prepared: Any) -> list[tuple[int, float]]:
+    """The trials the final model averages, with weights (the best alone when averaging
+    does not improve the out-of-fold metric)."""
+    from forgeml.tuning import select_ensemble
+
+    top = [t for t in result.top_complete(spec.tuning.ensemble) if t.number in result.oofs]
+    candidates = [(t.number, float(t.value), result.oofs[t.number]) for t in top]
+    if not candidates:
+        return [(result.best.number, 1.0)]
+    return select_ensemble(
+        candidates,
+        prepared.y_tune,
+        result.metric.name,
+        prepared.task.subtype,
+        max_members=spec.tuning.ensemble,
+    )
+
+
+def _refit(
+    spec: Spec, result: Any, prepared: Any, members: list[tuple[int, float]]
+) -> tuple[Any, float | None]:
+    """The chosen configuration(s) trained on every training row, and the threshold."""
     from forgeml.engine import cpu_count
     from forgeml.evaluation import best_threshold
-    from forgeml.models import balanced_weights, get_adapter
+    from forgeml.models import FittedEnsemble, balanced_weights, get_adapter
     from forgeml.tuning import refit_params
 
-    best, task, y = result.best, prepared.task, prepared.y_train
-    estimator = get_adapter(best.model).fit(
-        prepared.X_train,
-        y,
-        subtype=task.subtype,
-        n_classes=task.n_classes,
-        params=refit_params(best),
-        seed=spec.seed,
-        threads=cpu_count(),
-        sample_weight=balanced_weights(y) if best.class_weight == "balanced" else None,
-    )
+    task, y = prepared.task, prepared.y_train
+    fitted = []
+    for number, _ in members:
+        trial = result_trial(result, number)
+        fitted.append(
+            get_adapter(trial.model).fit(
+                prepared.X_train,
+                y,
+                subtype=task.subtype,
+                n_classes=task.n_classes,
+                params=refit_params(trial),
+                seed=spec.seed,
+                threads=cpu_count(),
+                sample_weight=balanced_weights(y) if trial.class_weight == "balanced" else None,
+            )
+        )
+    weights = [w for _, w in members]
+    estimator = fitted[0] if len(fitted) == 1 else FittedEnsemble(fitted, weights)
     threshold: float | None = None
     if task.is_binary and spec.tuning.threshold != "none":
         # Tuned on out-of-fold predictions: the test set stays untouched until evaluation.
-        oof, y_tune = result.best_oof, prepared.y_tune
+        oof = sum(w * result.oofs.get(n, result.best_oof) for n, w in members)
         covered = ~np.isnan(oof[:, 1])
-        threshold = best_threshold(y_tune[covered], oof[covered, 1], metric=spec.tuning.threshold)
+        threshold = best_threshold(
+            prepared.y_tune[covered], oof[covered, 1], metric=spec.tuning.threshold
+        )
     return estimator, threshold
 
 
