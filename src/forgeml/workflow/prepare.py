@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -168,6 +168,7 @@ def _validate(
 
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
+Strategy = Literal["random", "stratified", "group", "time"]
 
 
 def _split(
@@ -182,9 +183,11 @@ def _split(
     from forgeml.data import holdout_split
 
     split = spec.split
-    strategy = split.strategy
-    if strategy == "auto":
+    strategy: Strategy
+    if split.strategy == "auto":
         strategy = "stratified" if classification else "random"
+    else:
+        strategy = split.strategy
     groups = _column(valid, split.group_column, "split.group_column")
     times = _column(valid, split.time_column, "split.time_column")
     if explicit is not None:
@@ -220,7 +223,7 @@ def _split(
 
 def _folds(
     spec: Spec,
-    strategy: str,
+    strategy: Strategy,
     n: int,
     y: np.ndarray | None,
     groups: np.ndarray | None,
@@ -230,7 +233,7 @@ def _folds(
 
     return cv_folds(
         n,
-        strategy=strategy,  # type: ignore[arg-type]  # "auto" was resolved by _split
+        strategy=strategy,
         folds=spec.split.folds,
         seed=spec.seed,
         y=y,
