@@ -154,3 +154,21 @@ def test_time_budget_reserves_the_expected_refit(breast_cancer: pl.DataFrame) ->
         X, y, info, folds, InlineExecutor(), max_trials=4, max_seconds=60.0, refit_scale=1.0
     )
     assert len(relaxed.trials) == 4
+
+
+def test_a_search_where_everything_fails_gives_up_early(breast_cancer: pl.DataFrame) -> None:
+    X, y, info, folds = _data(breast_cancer, "diagnosis")
+    bad = _spaces(["lightgbm"], info.subtype)[0]
+    space = {k: v for k, v in bad.space.items() if k != "num_leaves"}
+    broken = type(bad)(bad.name, space, {**bad.fixed, "num_leaves": -5}, {})
+    with pytest.raises(TrainingError, match="no trial completed \\(10 tried\\)"):
+        _run(
+            X,
+            y,
+            info,
+            folds,
+            InlineExecutor(),
+            candidates=[broken],
+            max_trials=None,
+            max_seconds=600.0,
+        )

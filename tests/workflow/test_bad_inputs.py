@@ -4,6 +4,7 @@ it was."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -121,6 +122,12 @@ def test_all_null_columns_are_reported_not_fatal(
     result = cli("run", str(spec), "-O", "json")
     assert result.code == 0, result.err
     assert "column 'empty' is entirely null" in result.err
+    model = forgeml.load_model(
+        f"flights@{json.loads(result.out)['version']}", registry=str(project / "reg")
+    )
+    assert "empty" not in model.input_schema and not any(
+        n.startswith("empty") for n in model.features.feature_names
+    )
 
 
 def test_too_many_bad_rows_stop_the_run_and_keep_the_evidence(
@@ -161,6 +168,38 @@ def test_typo_in_spec(cli, project: Path, flights_csv: Path) -> None:
         "tunning: unknown field (did you mean 'tuning'?)",
     )
     _fails(cli, project / "reg", ["config", "check", str(path)], 2, "tunning")
+
+
+def test_unknown_model_parameter_fails_before_training(
+    cli, project: Path, flights_csv: Path
+) -> None:
+    models = {"candidates": [{"name": "lightgbm", "params": {"num_leaf": 8}}]}
+    spec = _spec_file(project, small_spec(str(flights_csv), project / "reg", models=models))
+    before = set((project / "reg" / "runs").glob("*/quarantine.parquet"))
+    _fails(
+        cli,
+        project / "reg",
+        ["run", str(spec)],
+        2,
+        "models.candidates[0].params",
+        "no parameter 'num_leaf'",
+    )
+    assert set((project / "reg" / "runs").glob("*/quarantine.parquet")) == before  # no data read
+    _fails(cli, project / "reg", ["config", "check", str(spec)], 2, "num_leaf")
+
+
+def test_engine_not_available_yet(cli, project: Path, flights_csv: Path) -> None:
+    spec = _spec_file(
+        project, small_spec(str(flights_csv), project / "reg", engine={"kind": "ray"})
+    )
+    _fails(cli, project / "reg", ["config", "check", str(spec)], 2, "engine.kind", "Ray")
+
+
+def test_missing_optional_package_names_the_extra(cli, project: Path) -> None:
+    message = _fails(
+        cli, project / "reg", ["init", "s3://bucket/data.csv", "--target", "y"], 2, "s3fs"
+    )
+    assert "pip install 'forgeml[s3]'" in message  # printed as is, not eaten as markup
 
 
 def test_unknown_model_name(cli, project: Path, flights_csv: Path) -> None:

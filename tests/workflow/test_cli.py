@@ -160,3 +160,22 @@ def test_mlflow_export_predicts_the_same(
         ).code
         == 2
     )
+
+
+def test_run_honours_forgeml_registry(
+    cli, tmp_path: Path, flights_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workflow.conftest import small_spec
+
+    spec = tmp_path / "forgeml.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            small_spec(str(flights_csv), tmp_path / "in-spec", tuning={"budget": {"trials": 1}})
+        )
+    )
+    monkeypatch.setenv("FORGEML_REGISTRY", str(tmp_path / "from-env"))
+    result = cli("run", str(spec), "-O", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["registry"] == str(tmp_path / "from-env")
+    assert (tmp_path / "from-env" / "registry.db").is_file() and not (tmp_path / "in-spec").exists()
+    assert json.loads(cli("models", "list", "-O", "json").out)[0]["name"] == "flights"

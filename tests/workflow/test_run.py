@@ -171,18 +171,34 @@ def test_second_run_is_a_challenger_until_promoted(tmp_path: Path, flights_csv: 
 
 
 @pytest.mark.postgres
-def test_postgresql_registry(tmp_path: Path, flights_csv: Path, pg_url: str) -> None:
-    spec = small_spec(str(flights_csv), pg_url)
+def test_postgresql_registry(
+    tmp_path: Path, flights_csv: Path, pg_url: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trust authentication ignores the password, so it can stand in for a real secret.
+    monkeypatch.setenv("FORGEML_TEST_SECRET", "s3cr3t-value")
+    url = pg_url.replace("postgres@", "postgres:${FORGEML_TEST_SECRET}@")
+    spec = small_spec(str(flights_csv), url)
     spec["registry"]["artifacts"] = str(tmp_path / "artifacts")
     result = forgeml.run(spec)
     again = forgeml.run(spec)
     assert (result.version, again.version) == (1, 2)
+    assert "s3cr3t" not in json.dumps(result.to_dict()) and "***" in result.registry
+    for path in (result.report_path, result.summary_path):
+        assert "s3cr3t" not in Path(path).read_text()
+    # The database remembers where its artifacts live: the URL alone is enough.
+    model = forgeml.load_model("flights@champion", registry=pg_url)
+    assert model.metadata["version"] == 1
+    assert model.predict(pl.read_csv(flights_csv).head(5)).shape == (5,)
     from forgeml.registry import Registry
 
-    with Registry.open(pg_url, str(tmp_path / "artifacts"), create=False) as reg:
-        assert reg.resolve("flights@champion").version == 1
-        directory = reg.open_artifacts(reg.resolve("flights@2"))
-    assert load_bundle(directory).predict(pl.read_csv(flights_csv).head(5)).shape == (5,)
+    with Registry.open(pg_url, create=False) as reg:
+        version = reg.resolve("flights@2")
+        run = reg.get_run(version.run_id)
+        assert "s3cr3t" not in json.dumps(version.lineage) and "s3cr3t" not in json.dumps(
+            run.config
+        )
+    shown = cli("models", "show", "flights", "--registry", pg_url, "-O", "json")
+    assert shown.code == 0 and [v["version"] for v in json.loads(shown.out)["versions"]] == [1, 2]
 
 
 def test_large_training_sets_are_tuned_on_a_stratified_sample(
@@ -249,3 +265,30 @@ def test_group_and_time_splits_hold_end_to_end(
         assert not set(column[train]) & set(column[test])
     else:
         assert column[train].max() <= column[test].min()
+
+
+def test_declared_datetime_formats_apply_at_prediction_time(
+    tmp_path: Path, flights_small: pl.DataFrame
+) -> None:
+    frame = flights_small.with_columns(
+        day_first=pl.col("time_hour")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%SZ")
+        .dt.strftime("%d/%m/%Y %H:%M")
+    ).drop("time_hour")
+    path = tmp_path / "dated.csv"
+    frame.write_csv(path)
+    spec = small_spec(
+        str(path),
+        tmp_path / "reg",
+        columns={"day_first": {"type": "datetime", "datetime_format": "%d/%m/%Y %H:%M"}},
+    )
+    spec["features"] = {"datetime": {"parts": ["month", "hour", "dayofweek"]}}
+    forgeml.run(spec)
+    model = forgeml.load_model("flights@1", registry=str(tmp_path / "reg"))
+    as_text = pl.read_csv(path, infer_schema=False).drop("late").head(200)
+    parsed = as_text.with_columns(pl.col("day_first").str.to_datetime("%d/%m/%Y %H:%M"))
+    np.testing.assert_allclose(model.predict_proba(as_text), model.predict_proba(parsed))
+    hours = model.features.transform(parsed)[
+        :, model.features.feature_names.index("day_first__hour")
+    ]
+    assert np.unique(hours).size > 1  # the dates were read, not imputed

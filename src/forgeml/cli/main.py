@@ -72,7 +72,7 @@ def _fail(message: str, code: int, exc: BaseException | None) -> None:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    err_console.print(f"[bold red]{message}[/]", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(message, style="bold red")
     raise SystemExit(code)
 
 

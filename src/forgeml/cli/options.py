@@ -26,7 +26,7 @@ RegistryOpt = Annotated[
     typer.Option(
         "--registry",
         help="Registry: a folder (embedded SQLite) or a SQLAlchemy URL. "
-        "Default: $FORGEML_REGISTRY or .forgeml",
+        "Default: $FORGEML_REGISTRY, else .forgeml (for run: else the spec's registry.uri)",
         show_default=False,
     ),
 ]

@@ -8,11 +8,14 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 __all__ = ["RichReporter", "emit_json", "err_console", "out_console"]
 
-out_console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Markup is off: messages carry user text (paths, values, `pip install 'forgeml[s3]'`) that
+# must print as it is; styling goes through `style=` and Text objects instead.
+out_console = Console(soft_wrap=True, markup=False, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def emit_json(data: Any) -> None:
@@ -55,9 +58,9 @@ class RichReporter:
         self._stop_bar()
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[status]}", markup=False),
             TimeElapsedColumn(),
             console=err_console,
             transient=False,
@@ -70,7 +73,7 @@ class RichReporter:
         self._stage_started = time.monotonic()
         if self.quiet:
             return
-        err_console.print(f"[bold cyan]▸ {name}[/] {detail}".rstrip())
+        err_console.print(Text.assemble((f"▸ {name}", "bold cyan"), f" {detail}".rstrip()))
         if self.live and name in ("validate", "predict"):
             self._bar(f"{name}: rows", None)
 
@@ -97,14 +100,14 @@ class RichReporter:
                 completed = time.monotonic() - self._started_tuning
             self._progress.update(self._task, completed=completed, status=status)
         elif not self.quiet and not self.live:
-            err_console.print(f"  {status}", highlight=False)
+            err_console.print(f"  {status}")
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            err_console.print(f"  {message}", highlight=False)
+            err_console.print(f"  {message}")
 
     def warn(self, message: str) -> None:
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        err_console.print(Text.assemble(("warning:", "yellow"), f" {message}"))
 
     def done(self) -> None:
         self._stop_bar()

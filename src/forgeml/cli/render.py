@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from forgeml.cli.output import out_console
 
@@ -71,7 +72,7 @@ def _print_run(run: dict[str, Any]) -> None:
     if validation.get("quarantine_path") and validation.get("n_quarantined"):
         lines.append(f"quarantine   {validation['quarantine_path']}")
     for line in lines:
-        out_console.print(line, highlight=False)
+        out_console.print(line)
 
 
 def print_run_result(result: Any) -> None:
@@ -83,13 +84,10 @@ def print_predict_result(result: Any) -> None:
     out_console.print(
         f"scored {data['n_scored']:,} of {data['n_input']:,} rows with "
         f"{data['model']}@{data['version']} -> {data['output']} "
-        f"({data['rows_per_second'] or '-'} rows/s)",
-        highlight=False,
+        f"({data['rows_per_second'] or '-'} rows/s)"
     )
     if data["n_unreadable"]:
-        out_console.print(
-            f"{data['n_unreadable']} unreadable line(s) -> {data['rejected']}", highlight=False
-        )
+        out_console.print(f"{data['n_unreadable']} unreadable line(s) -> {data['rejected']}")
 
 
 def print_init_result(result: Any) -> None:
@@ -100,21 +98,19 @@ def print_init_result(result: Any) -> None:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     out_console.print(
         f"wrote {data['spec']}: {data['task']} of '{data['target']}' as model '{data['name']}' "
-        f"({summary}; inferred from {data['sampled_rows']:,} rows)",
-        highlight=False,
+        f"({summary}; inferred from {data['sampled_rows']:,} rows)"
     )
-    out_console.print(f"next: forgeml run {data['spec']}", highlight=False)
+    out_console.print(f"next: forgeml run {data['spec']}")
 
 
 def print_check_result(result: Any) -> None:
     data = result.to_dict()
     out_console.print(
         f"ok: {data['spec']} — {data['task']} of '{data['target']}', candidates "
-        f"{', '.join(data['candidates'])}, metric {data['metric']}, registry {data['registry']}",
-        highlight=False,
+        f"{', '.join(data['candidates'])}, metric {data['metric']}, registry {data['registry']}"
     )
     for warning in data["warnings"]:
-        out_console.print(f"warning: {warning}", highlight=False)
+        out_console.print(f"warning: {warning}")
 
 
 def print_model_list(models: list[dict[str, Any]]) -> None:
@@ -138,10 +134,8 @@ def print_model_list(models: list[dict[str, Any]]) -> None:
 
 def print_model_detail(detail: dict[str, Any]) -> None:
     aliases = detail.get("aliases") or {}
-    out_console.print(
-        f"[bold]{detail['name']}[/]  aliases: "
-        + (", ".join(f"{a}→{v}" for a, v in sorted(aliases.items())) or "none")
-    )
+    shown = ", ".join(f"{a}→{v}" for a, v in sorted(aliases.items())) or "none"
+    out_console.print(Text.assemble((detail["name"], "bold"), f"  aliases: {shown}"))
     table = Table()
     for col in ("version", "created", "run", "aliases", "metrics"):
         table.add_column(col)
@@ -164,7 +158,6 @@ def print_demo_result(result: Any) -> None:
     _print_run(data["run"])
     p = data["predict"]
     out_console.print(
-        f"scored       {p['n_scored']:,} new flights with flights@champion -> {p['output']}",
-        highlight=False,
+        f"scored       {p['n_scored']:,} new flights with flights@champion -> {p['output']}"
     )
-    out_console.print(f"total        {data['seconds']:.0f} s", highlight=False)
+    out_console.print(f"total        {data['seconds']:.0f} s")

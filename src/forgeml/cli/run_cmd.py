@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,7 @@ def run(
     overrides = list(set_ or [])
     if engine:
         overrides.append(f"engine.kind={engine}")
+    registry = registry or os.environ.get("FORGEML_REGISTRY")
     if registry:
         overrides.append(f"registry.uri={registry}")
     reporter = RichReporter(quiet=quiet or output == OutputFormat.json)

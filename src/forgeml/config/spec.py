@@ -315,7 +315,6 @@ class TuningSpec(_Section):
 class EngineSpec(_Section):
     kind: Literal["local", "ray"] = "local"
     workers: int | None = Field(None, ge=1)
-    address: str | None = None
 
 
 class RegistrySpec(_Section):
@@ -323,7 +322,8 @@ class RegistrySpec(_Section):
 
     ``uri`` is a folder (embedded: SQLite metadata plus an artifacts folder inside it) or a
     SQLAlchemy URL such as ``postgresql://user@host/db``, in which case ``artifacts`` names
-    the artifacts folder or fsspec URI.
+    the artifacts folder (a local or mounted path). The database records that folder on
+    first use, so later users of the same URL find the artifacts without naming it.
     """
 
     uri: str = ".forgeml"

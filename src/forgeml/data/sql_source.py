@@ -70,6 +70,10 @@ class SqlSource(DataSource):
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:
             raise DataSourceError(f"data.source: invalid SQLAlchemy URL '{url}'") from exc
+        if parsed.drivername in ("postgres", "postgresql"):
+            # The driver forgeml installs (psycopg 3), as for registry URLs; SQLAlchemy's
+            # own default for a plain URL is psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             database = resolve(parsed.database)
             if not Path(database).is_file():

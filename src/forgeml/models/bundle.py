@@ -61,12 +61,14 @@ class ModelBundle(BaseEstimator):
         task: TaskInfo,
         threshold: float = 0.5,
         metadata: dict[str, Any] | None = None,
+        datetime_formats: dict[str, str] | None = None,
     ) -> None:
         self.features = features
         self.estimator = estimator
         self.task = task
         self.threshold = threshold
         self.metadata = metadata
+        self.datetime_formats = datetime_formats
 
     # scikit-learn treats the bundle as fitted: it only exists fitted.
     def __sklearn_is_fitted__(self) -> bool:
@@ -81,9 +83,19 @@ class ModelBundle(BaseEstimator):
         """The raw columns the model reads, with their declared types."""
         return dict(self.features.input_columns)
 
-    def _raw(self, X: Any) -> np.ndarray:
+    def _frame(self, X: Any) -> pl.DataFrame:
+        """Raw rows as a frame; timestamps given as text in a declared (non-ISO) format
+        are parsed with that format, as they were in training."""
         frame = to_polars(X)
-        return self.estimator.predict(self.features.transform(frame))
+        parse = [
+            pl.col(column).str.to_datetime(fmt, strict=False)
+            for column, fmt in (self.datetime_formats or {}).items()
+            if column in frame.columns and frame.schema[column] == pl.String
+        ]
+        return frame.with_columns(parse) if parse else frame
+
+    def _raw(self, X: Any) -> np.ndarray:
+        return self.estimator.predict(self.features.transform(self._frame(X)))
 
     def fit(self, X: Any, y: Any) -> ModelBundle:
         """Refit the estimator, with the same hyperparameters, on new rows.
@@ -94,7 +106,7 @@ class ModelBundle(BaseEstimator):
         from forgeml.models.catalog import get_adapter
         from forgeml.tasks.info import encode_target
 
-        frame = to_polars(X)
+        frame = self._frame(X)
         target = np.asarray(y, dtype=object)
         encoded, task = encode_target(target, self.task.kind, target=self.task.target)
         if self.task.kind == "classification" and set(task.classes) - set(self.task.classes):
@@ -139,6 +151,7 @@ class ModelBundle(BaseEstimator):
             "estimator": self.estimator.to_meta(),
             "input_schema": self.input_schema,
             "feature_names": list(self.features.feature_names),
+            "datetime_formats": dict(self.datetime_formats or {}),
             "files": files,
             "metadata": self.metadata or {},
         }
@@ -176,10 +189,18 @@ def make_bundle(
     *,
     threshold: float = 0.5,
     metadata: dict[str, Any] | None = None,
+    datetime_formats: dict[str, str] | None = None,
 ) -> ModelBundle:
     """The right bundle class for ``task``."""
     cls = ClassifierBundle if task.kind == "classification" else RegressorBundle
-    return cls(features, estimator, task, threshold=threshold, metadata=metadata)
+    return cls(
+        features,
+        estimator,
+        task,
+        threshold=threshold,
+        metadata=metadata,
+        datetime_formats=datetime_formats,
+    )
 
 
 def load_bundle(directory: Path) -> ModelBundle:
@@ -216,9 +237,17 @@ def load_bundle(directory: Path) -> ModelBundle:
         )
         task = TaskInfo.from_dict(manifest["task"])
         threshold = float(manifest.get("threshold", 0.5))
-    except (KeyError, TypeError, ValueError) as exc:
+        formats = manifest.get("datetime_formats") or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in formats.items()):
+            raise TypeError("datetime_formats must map column names to format strings")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactIntegrityError(f"{manifest_path}: malformed manifest: {exc}") from exc
     estimator = load_estimator(directory, manifest["estimator"])
     return make_bundle(
-        features, estimator, task, threshold=threshold, metadata=manifest.get("metadata")
+        features,
+        estimator,
+        task,
+        threshold=threshold,
+        metadata=manifest.get("metadata"),
+        datetime_formats=formats,
     )

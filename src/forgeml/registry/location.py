@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from forgeml.config.redact import hide_password
 from forgeml.errors import ModelNotFound, RegistryNotWritable, UsageError
 
 __all__ = [
@@ -117,15 +118,6 @@ def _parse_url(uri: str) -> URL:
     if driver is None:
         raise unsupported
     return url.set(drivername=driver)
-
-
-def hide_password(uri: str) -> str:
-    """``uri`` with the password of its ``user:password@`` part replaced by ``***``.
-
-    >>> hide_password("postgresql://ml:secret@db/registry")
-    'postgresql://ml:***@db/registry'
-    """
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", uri)
 
 
 def _artifacts_path(artifacts: str | None, default: Path) -> Path:

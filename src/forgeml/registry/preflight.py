@@ -16,10 +16,11 @@ False
 from __future__ import annotations
 
 from os import PathLike
+from pathlib import Path
 
 from forgeml.registry.database import Database
 from forgeml.registry.location import check_creatable_dir, locate
-from forgeml.registry.schema import check_schema_version, read_schema_version
+from forgeml.registry.schema import check_schema_version, read_artifacts_root, read_schema_version
 
 __all__ = ["check_writable"]
 
@@ -37,13 +38,16 @@ def check_writable(
     if location.sqlite_file is not None:
         what = "registry folder" if location.folder else "registry database folder"
         check_creatable_dir(location.sqlite_file.parent, what)
-    check_creatable_dir(location.artifacts, "registry artifacts folder")
-    if location.sqlite_file is not None:
+    if location.sqlite_file is not None and not location.sqlite_file.is_file():
+        check_creatable_dir(location.artifacts, "registry artifacts folder")
         return  # a SQLite file that can be created can be opened
     db = Database(location)
     try:
         with db.read() as conn:
             version = read_schema_version(conn)
+            stored = read_artifacts_root(conn) if location.folder is None else None
     finally:
         db.dispose()
     check_schema_version(version, location.display)
+    root = Path(stored) if stored is not None and artifacts is None else location.artifacts
+    check_creatable_dir(root, "registry artifacts folder")

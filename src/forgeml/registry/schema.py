@@ -110,6 +110,9 @@ forgeml_schema = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Where a database-URL registry keeps its artifacts, recorded on first use so that
+    # everyone who opens the URL finds them without being told again.
+    sa.Column("artifacts_root", sa.String(1024)),
     sa.CheckConstraint("id = 1", name="single_row"),
 )
 
@@ -213,6 +216,22 @@ def read_schema_version(conn: Connection) -> int | None:
     if not sa.inspect(conn).has_table(forgeml_schema.name):
         return None
     return conn.execute(sa.select(forgeml_schema.c.version)).scalar_one_or_none()
+
+
+def read_artifacts_root(conn: Connection) -> str | None:
+    """The artifacts folder recorded for this registry, if any."""
+    if not sa.inspect(conn).has_table(forgeml_schema.name):
+        return None
+    return conn.execute(sa.select(forgeml_schema.c.artifacts_root)).scalar_one_or_none()
+
+
+def record_artifacts_root(conn: Connection, root: str) -> None:
+    """Record ``root`` as the artifacts folder, unless one is recorded already."""
+    conn.execute(
+        forgeml_schema.update()
+        .where(forgeml_schema.c.id == 1, forgeml_schema.c.artifacts_root.is_(None))
+        .values(artifacts_root=root)
+    )
 
 
 def create_schema(conn: Connection) -> None:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from datetime import UTC, datetime
 from os import PathLike
@@ -46,7 +47,14 @@ from forgeml.registry.refs import (
     parse_ref,
 )
 from forgeml.registry.runs import check_metrics, check_run, insert_run, load_runs, run_exists
-from forgeml.registry.schema import ensure_schema, model_versions, models, version_files
+from forgeml.registry.schema import (
+    ensure_schema,
+    model_versions,
+    models,
+    read_artifacts_root,
+    record_artifacts_root,
+    version_files,
+)
 from forgeml.registry.versions import (
     insert_version,
     latest_version,
@@ -103,17 +111,18 @@ class Registry:
         forgeml.errors.RegistryNotWritable: cannot create registry folder /dev/null/registry: Not a directory
         """
         location = locate(str(uri), None if artifacts is None else str(artifacts))
-        if create:
-            if location.sqlite_file is not None:
-                what = "registry folder" if location.folder else "registry database folder"
-                ensure_writable_dir(location.sqlite_file.parent, what)
-            ensure_writable_dir(location.artifacts, "registry artifacts folder")
+        if create and location.sqlite_file is not None:
+            what = "registry folder" if location.folder else "registry database folder"
+            ensure_writable_dir(location.sqlite_file.parent, what)
         elif location.sqlite_file is not None and not location.sqlite_file.is_file():
             raise no_registry(location.display)
         db = Database(location)
         try:
             with db.errors("opening the registry"):
                 ensure_schema(db, location.display, create=create)
+                location = _with_artifacts_root(db, location, explicit=artifacts is not None)
+            if create:
+                ensure_writable_dir(location.artifacts, "registry artifacts folder")
         except BaseException:
             db.dispose()
             raise
@@ -434,6 +443,22 @@ class Registry:
                 ).all()
             )
         return self._artifacts.verify(target.ref, row.artifact_dir, files)
+
+
+def _with_artifacts_root(db: Database, location: Location, *, explicit: bool) -> Location:
+    """For a database-URL registry: use the artifacts folder the database records when
+    none was given, and record the given one when none is recorded yet. (The embedded
+    folder layout always keeps its artifacts next to its database.)"""
+    if location.folder is not None:
+        return location
+    with db.read() as conn:
+        stored = read_artifacts_root(conn)
+    if stored is None and explicit:
+        with db.write() as conn:
+            record_artifacts_root(conn, str(location.artifacts))
+    elif stored is not None and not explicit:
+        return dataclasses.replace(location, artifacts=Path(stored))
+    return location
 
 
 def _check_new_version(model: NewVersion) -> None:

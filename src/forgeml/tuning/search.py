@@ -177,9 +177,13 @@ def search(
         per_fold = sum(r.duration_s / len(r.fold_values) for r in top if r.fold_values)
         return max(0.0, max_seconds - per_fold * refit_scale)
 
+    give_up_after = max(10, 3 * len(candidates))
+
     def budget_left(asked: int) -> bool:
         if max_trials is not None and asked >= max_trials:
             return False
+        if best is None and sum(r.state == "failed" for r in records) >= give_up_after:
+            return False  # every configuration so far failed: more would fail the same way
         return max_seconds is None or time.monotonic() - started < tuning_seconds()
 
     def tell(number: int) -> None:

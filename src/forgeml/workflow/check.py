@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.config.loader import load_spec
+from forgeml.config.redact import hide_password
 from forgeml.config.spec import CandidateSpec, Spec
-from forgeml.errors import ConfigError, DataError
+from forgeml.errors import ConfigError
 from forgeml.tuning import CandidateSpace, build_space
 
-__all__ = ["CheckResult", "check_spec", "resolve_candidates"]
+__all__ = ["CheckResult", "check_spec", "precheck", "resolve_candidates"]
 
 
 def resolve_candidates(spec: Spec, subtype: str, *, n_rows: int) -> list[CandidateSpace]:
@@ -26,18 +27,20 @@ def resolve_candidates(spec: Spec, subtype: str, *, n_rows: int) -> list[Candida
 
     if spec.models.candidates is None:
         listed = [CandidateSpec(name=n) for n in available_names(subtype)]
-        base = "models.candidates"
     else:
         listed = list(spec.models.candidates)
-        base = "models.candidates"
     spaces = []
     for i, candidate in enumerate(listed):
-        field_path = f"{base}[{i}]"
+        field_path = f"models.candidates[{i}]"
         adapter = get_adapter(candidate.name, field=field_path)
         if subtype not in adapter.subtypes:
             raise ConfigError(
                 f"{field_path}: model '{candidate.name}' does not support {subtype} tasks"
             )
+        # Unknown parameter names fail here, before any data is read, not in every trial.
+        adapter.resolve_params(candidate.params, subtype, field=f"{field_path}.params")
+        searched = dict.fromkeys(candidate.search, 0)
+        adapter.resolve_params(searched, subtype, field=f"{field_path}.search")
         spaces.append(
             build_space(
                 candidate,
@@ -78,27 +81,40 @@ class CheckResult:
         }
 
 
-def check_spec(
-    spec: str | Path | Mapping[str, Any] | Spec, *, overrides: Iterable[str] = ()
-) -> CheckResult:
-    """Check a spec end to end without training; raises the first problem found."""
-    from forgeml.data import open_source
-    from forgeml.tasks.metrics import METRICS, resolve_metric
-    from forgeml.workflow.workspace import Workspace
+def precheck(spec: Spec) -> tuple[Any, list[CandidateSpace]]:
+    """What can be checked before reading any data: the metric, every candidate (name,
+    task, parameter names) and the engine. The task's subtype is not known yet, so the
+    metric and models must suit at least one subtype the task can turn out to be.
+    Returns the metric and the candidates for the first subtype that fits."""
+    from forgeml.engine import get_executor
+    from forgeml.tasks.metrics import resolve_metric
 
-    loaded = load_spec(spec, overrides)
-    subtypes = ["binary", "multiclass"] if loaded.task == "classification" else ["regression"]
-    # A metric or model must suit at least one subtype the task can turn out to be.
+    subtypes = ["binary", "multiclass"] if spec.task == "classification" else ["regression"]
     errors: list[ConfigError] = []
     for subtype in subtypes:
         try:
-            metric = resolve_metric(loaded.tuning.metric, subtype)
-            candidates = resolve_candidates(loaded, subtype, n_rows=10_000)
+            metric = resolve_metric(spec.tuning.metric, subtype)
+            candidates = resolve_candidates(spec, subtype, n_rows=10_000)
             break
         except ConfigError as exc:
             errors.append(exc)
     else:
         raise errors[0]
+    get_executor(spec.engine.kind, spec.engine.workers).close()  # e.g. ray: not yet
+    return metric, candidates
+
+
+def check_spec(
+    spec: str | Path | Mapping[str, Any] | Spec, *, overrides: Iterable[str] = ()
+) -> CheckResult:
+    """Check a spec end to end without training; raises the first problem found."""
+    from forgeml.data import open_source
+    from forgeml.tasks.metrics import METRICS
+    from forgeml.workflow.workspace import Workspace
+
+    loaded = load_spec(spec, overrides)
+    metric, candidates = precheck(loaded)
+    subtypes = ["binary", "multiclass"] if loaded.task == "classification" else ["regression"]
     warnings: list[str] = []
     if (
         loaded.tuning.metric
@@ -112,7 +128,7 @@ def check_spec(
         source = open_source(loaded.data, resolve=loaded.resolve_path)
         head = source.head(1_000)
         if loaded.target not in head.columns:
-            raise DataError(
+            raise ConfigError(
                 f"target column '{loaded.target}' not found in {source.description} "
                 f"(columns: {', '.join(head.columns[:20])})"
             )
@@ -137,6 +153,6 @@ def check_spec(
         candidates=[c.name for c in candidates],
         metric=metric.name,
         data=data_info,
-        registry=workspace.registry_uri,
+        registry=hide_password(workspace.registry_uri),
         warnings=warnings,
     )

@@ -95,7 +95,7 @@ def init_spec(
     if target not in head.columns:
         close = difflib.get_close_matches(target, head.columns, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise DataError(
+        raise UsageError(
             f"--target: column '{target}' not found in {source.description}{hint}; "
             f"columns are: {', '.join(head.columns[:30])}"
         )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from forgeml.config.loader import dump_spec
+from forgeml.config.redact import redacted_spec
 from forgeml.config.spec import Spec
 
 __all__ = ["Outcome", "report_context", "run_record", "summary"]
@@ -122,7 +123,7 @@ def run_record(out: Outcome) -> Any:
         ended_at=datetime.now(UTC),
         params=_flat_params(out.best),
         metrics=metrics,
-        config=json.loads(out.spec.model_dump_json(exclude={"base_dir"})),
+        config=json.loads(redacted_spec(out.spec).model_dump_json(exclude={"base_dir"})),
         seed=out.spec.seed,
         data_fingerprint=prepared.report.fingerprint.to_dict(),
         library_versions=out.versions,
@@ -174,7 +175,7 @@ def report_context(out: Outcome, timings: dict[str, float]) -> Any:
         fingerprint=prepared.report.fingerprint.to_dict(),
         seed=out.spec.seed,
         timings=timings,
-        spec_yaml=dump_spec(out.spec),
+        spec_yaml=dump_spec(redacted_spec(out.spec)),
         versions=out.versions,
         notes=notes,
     )

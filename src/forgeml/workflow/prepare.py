@@ -115,10 +115,11 @@ def prepare(
     )
 
     stage("features", "")
+    empty = {name for name, col in report.columns.items() if col.null_fraction >= 1.0}
     feature_columns = {
         name: kind
         for name, kind in columns.items()
-        if name != spec.target and name not in spec.features.drop
+        if name != spec.target and name not in spec.features.drop and name not in empty
     }
     unknown = [c for c in spec.features.drop if c not in columns]
     if unknown:

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from forgeml.config.loader import dump_spec, load_spec
+from forgeml.config.redact import hide_password, redacted_spec
 from forgeml.config.spec import Spec
 from forgeml.errors import ForgeError
 from forgeml.workflow import outputs
-from forgeml.workflow.check import resolve_candidates
+from forgeml.workflow.check import precheck, resolve_candidates
 from forgeml.workflow.prepare import prepare
 from forgeml.workflow.reporting import NullReporter, Reporter
 from forgeml.workflow.versions import library_versions
@@ -151,6 +152,7 @@ def _run(
     # Fail fast, before reading any data, on what can be checked up front.
     timer("check", spec.name)
     check_writable(workspace.registry_uri, workspace.artifacts)
+    precheck(spec)
 
     prepared = prepare(spec, run_dir, reporter, timer, data=data, test_data=test_data)
     task = prepared.task
@@ -207,7 +209,7 @@ def _run(
         started_at=started_at,
         members=members,
     )
-    timer("register", f"{spec.name} in {workspace.registry_uri}")
+    timer("register", f"{spec.name} in {hide_password(workspace.registry_uri)}")
     version, context = _register(out, workspace, dict(timer.timings))
     timer.stop()
 
@@ -237,7 +239,7 @@ def _run(
         trials=result.counts,
         report_path=str(report_path),
         summary_path=str(summary_path),
-        registry=workspace.registry_uri,
+        registry=hide_password(workspace.registry_uri),
         timings=dict(timer.timings),
         notes=list(prepared.notes),
     )
@@ -255,6 +257,11 @@ def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, flo
         prepared.task,
         threshold=out.threshold if out.threshold is not None else 0.5,
         metadata={"run_id": out.run_id, "seed": spec.seed, "name": spec.name},
+        datetime_formats={
+            name: column.datetime_format
+            for name, column in spec.columns.items()
+            if column.datetime_format and name in prepared.fitted.input_columns
+        },
     )
     context = outputs.report_context(out, timings)
     aliases, if_absent = _aliases(spec)
@@ -276,7 +283,7 @@ def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, flo
                         "run_id": out.run_id,
                         "fingerprint": prepared.report.fingerprint.to_dict(),
                         "seed": spec.seed,
-                        "spec": dump_spec(spec),
+                        "spec": dump_spec(redacted_spec(spec)),
                         "library_versions": out.versions,
                     },
                     aliases=aliases,
@@ -287,7 +294,7 @@ def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, flo
     assert version is not None
     context.version = version.version
     context.registry = {
-        "uri": workspace.registry_uri,
+        "uri": hide_password(workspace.registry_uri),
         "ref": f"{spec.name}@{version.version}",
         "aliases": list(version.aliases),
     }

@@ -39,8 +39,10 @@ class Workspace:
     @classmethod
     def from_uri(cls, uri: str, artifacts: str | None = None) -> Workspace:
         if _URL.match(uri):
+            # Without an explicit folder the registry uses the one its database records
+            # (or ./.forgeml/artifacts for a new one); runs go next to the artifacts.
             root = Path(artifacts) if artifacts else Path(".forgeml") / "artifacts"
-            return cls(uri, str(root), root.parent / "runs")
+            return cls(uri, artifacts, root.parent / "runs")
         return cls(uri, artifacts, Path(uri) / "runs")
 
     @classmethod
