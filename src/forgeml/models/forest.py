@@ -140,7 +140,7 @@ class RandomForestAdapter(ModelAdapter):
         """Trees, depth, leaf size and feature sampling; row sampling on large data."""
         leaf_high = max(2, min(50, n_rows // 50))
         space = {
-            "n_estimators": SearchParam(low=100, high=400, step=50, integer=True),
+            "n_estimators": SearchParam(low=50, high=300, step=50, integer=True),
             "max_depth": SearchParam(choices=[None, 8, 12, 16, 24]),
             "min_samples_leaf": SearchParam(low=1, high=leaf_high, log=True, integer=True),
             "max_features": SearchParam(choices=["sqrt", "log2", 0.25, 0.5, 0.75, 1.0]),
@@ -151,8 +151,10 @@ class RandomForestAdapter(ModelAdapter):
         return space
 
     def default_params(self, subtype: str) -> dict[str, Any]:
+        # 100 trees: most of a forest's accuracy at half the cost of 200 (a forest trial on
+        # 17k Adult rows took 13 s with 200), so it does not eat a time budget.
         return {
-            "n_estimators": 200,
+            "n_estimators": 100,
             "max_depth": None,
             "min_samples_leaf": 1 if subtype != "regression" else 2,
             "max_features": "sqrt" if subtype != "regression" else 0.5,
