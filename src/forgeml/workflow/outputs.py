@@ -156,7 +156,7 @@ def report_context(out: Outcome, timings: dict[str, float]) -> Any:
         )
         notes.append(f"The final model averages {len(out.best['ensemble'])} trials: {parts}.")
     return ReportContext(
-        title=f"{out.spec.name}: {prepared.task.subtype} on '{out.spec.target}'",
+        title=f"Predicting '{out.spec.target}'",
         model_name=out.spec.name,
         version=None,
         run_id=out.run_id,
