@@ -85,7 +85,10 @@ SECTION_NOTES: dict[str, str] = {
     ),
     "CandidateSpec": (
         "Built-in names: `lightgbm`, `linear`, `xgboost` (extra `xgboost`), `random_forest`. "
-        "A key may not be both in `params` and in `search`."
+        "A key may not be both in `params` and in `search`. Keys of `params` and `search` "
+        "must be parameters the model accepts (listed in "
+        "[training.md](training.md#candidates-and-search-spaces)): an unknown name is a "
+        "configuration error, reported before any data is read."
     ),
     "SearchParam": (
         "Rules: give `low` and `high`, or `choices`, not both; `low` may not exceed `high`; "
@@ -159,9 +162,10 @@ FIELD_NOTES: dict[str, str] = {
         "Stop the run when the column's null share over all rows exceeds this (a column rule)."
     ),
     "ColumnSpec.datetime_format": (
-        "strftime-style format used to parse a `datetime` column while validating, e.g. "
-        "`%d/%m/%Y`; inferred when omitted. Not saved with the model: see "
-        "[features.md](features.md#at-prediction-time)."
+        "strftime-style format used to parse a `datetime` column given as text, e.g. "
+        "`%d/%m/%Y`; inferred when omitted. Saved with the model and applied to text "
+        "timestamps by `forgeml.load_model(...)`, `forgeml.predict` and an exported MLflow "
+        "model; see [features.md](features.md#at-prediction-time)."
     ),
     # ValidationSpec
     "ValidationSpec.max_bad_fraction": (
@@ -194,7 +198,8 @@ FIELD_NOTES: dict[str, str] = {
     "NumericSpec.clip_quantiles": "Clip to these training quantiles first; `null` disables.",
     "NumericSpec.missing_indicator": (
         "Add a `<col>__missing` 0/1 feature for columns that had nulls in training "
-        "(numeric, categorical and datetime columns)."
+        "(numeric, boolean, categorical and datetime columns). A column with no value at "
+        "all is not a feature."
     ),
     # CategoricalSpec
     "CategoricalSpec.onehot_max_cardinality": (
@@ -271,17 +276,21 @@ FIELD_NOTES: dict[str, str] = {
         "predictions; `none` keeps 0.5."
     ),
     # EngineSpec
-    "EngineSpec.kind": "`local`: a process pool on this machine. `ray` is not available yet.",
+    "EngineSpec.kind": (
+        "`local`: a process pool on this machine. `ray` is not available yet: `forgeml run` "
+        "and `forgeml config check` refuse it (exit 2)."
+    ),
     "EngineSpec.workers": "Parallel trials; default one per CPU (`1` runs trials in-process).",
-    "EngineSpec.address": "Reserved for the Ray backend; not used yet.",
     # RegistrySpec
     "RegistrySpec.uri": (
         "A folder (SQLite `registry.db` + `artifacts/` + `runs/` inside) or a SQLAlchemy URL "
         "(`sqlite:///file.db`, `postgresql://user@host/db`)."
     ),
     "RegistrySpec.artifacts": (
-        "Artifacts folder when `uri` is a URL (default `.forgeml/artifacts` under the working "
-        "directory). It must be a local folder in this version (other URIs are refused); see "
+        "Artifacts folder when `uri` is a URL: a local (or mounted) folder, or a `file://` "
+        "path; other URIs are refused. The database records the folder in use when it is "
+        "first opened (this one, else `.forgeml/artifacts` under the working directory, made "
+        "absolute), and when this is unset the recorded folder is used; see "
         "[registry.md](registry.md#where-the-registry-lives)."
     ),
     "RegistrySpec.promote": (
@@ -548,13 +557,8 @@ def spec_reference() -> str:
 # -- CLI reference -------------------------------------------------------------------------
 
 # Appended to an option's help text, keyed "forgeml <command> <first option name>": facts the
-# help text does not state. `forgeml run` passes --registry into the spec as registry.uri and
-# never reads $FORGEML_REGISTRY, although the shared option's help says it does.
-CLI_NOTES: dict[str, str] = {
-    "forgeml run --registry": (
-        " For `run` the default is the spec's `registry.uri`; `$FORGEML_REGISTRY` is not read."
-    ),
-}
+# help text does not state.
+CLI_NOTES: dict[str, str] = {}
 
 
 def _commands(group: Any, prefix: str) -> Iterator[tuple[str, Any]]:

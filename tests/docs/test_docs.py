@@ -1,5 +1,6 @@
 """The user documentation stays true: generated references are current, relative links
-resolve, and every spec shown in YAML validates against the spec models."""
+resolve, every spec shown in YAML validates against the spec models, and the model tables
+of training.md match the adapters' parameters, defaults and search spaces."""
 
 from __future__ import annotations
 
@@ -125,3 +126,105 @@ def test_full_specs_validate(data: dict[str, Any], monkeypatch: pytest.MonkeyPat
 def test_spec_snippets_validate(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     _with_env(data, monkeypatch)
     load_spec({**_MINIMAL, **data})
+
+
+# -- the model tables of training.md ------------------------------------------------------
+
+_SUBTYPES = {"classification": "binary", "regression": "regression"}
+_NUMBER = re.compile(r"^-?[0-9][0-9_]*(?:\.[0-9]+)?(?:e-?[0-9]+)?$")
+
+
+def _model_sections() -> list[tuple[str, str]]:
+    """``(model name, section text)`` of each candidate in training.md's model tables."""
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    text = text.split("## Candidates and search spaces", 1)[1].split("\n## ", 1)[0]
+    parts = re.split(r"^\*\*`([a-z_]+)`\*\*", text, flags=re.MULTILINE)
+    return list(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def _number(token: str) -> float | None:
+    token = token.strip().strip("`")
+    return float(token) if _NUMBER.match(token) else None
+
+
+def _rows(section: str) -> list[tuple[list[str], list[str], str, str]]:
+    """``(names, subtypes, default, search)`` of each parameter row of a model table."""
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Za-z_0-9]+)`", cells[0])
+        qualifier = re.search(r"\((classification|regression)\)", cells[0])
+        subtypes = [_SUBTYPES[qualifier.group(1)]] if qualifier else list(_SUBTYPES.values())
+        rows.append((names, subtypes, cells[1], cells[2]))
+    return rows
+
+
+def _default_problems(adapter: Any, where: str, param: str, subtype: str, cell: str) -> list[str]:
+    """A default cell ("100", "1 (classification), 2 (regression)", "1000 (rounds, ...)")
+    against the adapter's numeric default; non-numeric defaults are not compared."""
+    per_task = {
+        _SUBTYPES[task]: value
+        for value, task in re.findall(r"([^\s,()]+) \((classification|regression)\)", cell)
+    }
+    shown = per_task.get(subtype, cell.split(" ")[0].rstrip(","))
+    expected = adapter.default_params(subtype).get(param)
+    numeric = isinstance(expected, int | float) and not isinstance(expected, bool)
+    if numeric and _number(shown) != float(expected):
+        return [f"{where}: default {shown!r}, code {expected!r}"]
+    return []
+
+
+def _search_problems(adapter: Any, where: str, param: str, subtype: str, cell: str) -> list[str]:
+    """A search cell ("fixed", "choices a, b", "int, log, 8 .. 256, step 50") against the
+    adapter's search space; bounds given as formulas of n are not compared."""
+    space = adapter.search_space(subtype, 10_000)
+    if cell == "fixed":
+        return [f"{where}: documented fixed, but searched"] if param in space else []
+    if param not in space:
+        conditional = "when n >" in cell
+        return [] if conditional else [f"{where}: documented searched, but not in the space"]
+    dim = space[param]
+    if cell.startswith("choices"):
+        listed = [c.strip().strip("`") for c in cell.removeprefix("choices").split(",")]
+        actual = [str(c).lower() for c in dim.choices or []]
+        return [f"{where}: choices {listed}, code {actual}"] if listed != actual else []
+    bounds = re.search(r"([^\s,]+) \.\. ([^\s,]+)", cell)
+    if bounds is None:
+        return [f"{where}: cannot read the search space {cell!r}"]
+    problems = [
+        f"{where}: bound {token}, code {value}"
+        for token, value in zip(bounds.groups(), (dim.low, dim.high), strict=True)
+        if _number(token) is not None and _number(token) != value
+    ]
+    for flag, value in {"int": bool(dim.integer), "log": bool(dim.log)}.items():
+        if (f"{flag}," in cell) != value:
+            problems.append(f"{where}: '{flag}' is {value} in the code")
+    step = re.search(r"step ([0-9.]+)", cell)
+    if (float(step.group(1)) if step else None) != dim.step:
+        problems.append(f"{where}: step {step.group(1) if step else None}, code {dim.step}")
+    return problems
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _model_sections()])
+def test_training_model_tables_match_the_adapters(name: str) -> None:
+    from forgeml.models.catalog import ADAPTERS
+
+    adapter = ADAPTERS[name]()  # its tables, without needing its library installed
+    section = dict(_model_sections())[name]
+    rows = _rows(section)
+    also = re.search(r"Also accepted:(.*?)(?:\n\n|$)", section, re.DOTALL)
+    documented = {n for names, _, _, _ in rows for n in names}
+    documented |= set(re.findall(r"`([A-Za-z_0-9]+)`", also.group(1) if also else ""))
+    known = set().union(*(adapter.known_params(s) for s in _SUBTYPES.values()))
+    assert documented == known, f"{name}: documented {sorted(documented ^ known)} differ"
+    problems = [
+        problem
+        for names, subtypes, default_cell, search_cell in rows
+        for param in names
+        for subtype in subtypes
+        for check, cell in ((_default_problems, default_cell), (_search_problems, search_cell))
+        for problem in check(adapter, f"{name}.{param} ({subtype})", param, subtype, cell)
+    ]
+    assert not problems, "\n".join(problems)

@@ -179,3 +179,34 @@ def test_run_honours_forgeml_registry(
     assert json.loads(result.out)["registry"] == str(tmp_path / "from-env")
     assert (tmp_path / "from-env" / "registry.db").is_file() and not (tmp_path / "in-spec").exists()
     assert json.loads(cli("models", "list", "-O", "json").out)[0]["name"] == "flights"
+
+
+def test_predict_reads_text_timestamps_in_the_declared_format(
+    cli, tmp_path: Path, flights_small: pl.DataFrame
+) -> None:
+    from tests.workflow.conftest import small_spec
+
+    frame = flights_small.with_columns(
+        when=pl.col("time_hour").str.to_datetime("%Y-%m-%dT%H:%M:%SZ").dt.strftime("%m/%d/%Y %H:%M")
+    ).drop("time_hour")
+    path = tmp_path / "dated.csv"
+    frame.write_csv(path)
+    spec = small_spec(
+        str(path),
+        tmp_path / "reg",
+        tuning={"budget": {"trials": 1}},
+        columns={"when": {"type": "datetime", "datetime_format": "%m/%d/%Y %H:%M"}},
+    )
+    forgeml.run(spec)
+    out = tmp_path / "scored.parquet"
+    result = cli(
+        "predict", "flights@1", str(path), "-o", str(out), "--registry", str(tmp_path / "reg")
+    )
+    assert result.code == 0, result.err
+    scored = pl.read_parquet(out)
+    assert scored["_issues"].null_count() == scored.height  # every timestamp read
+    model = forgeml.load_model("flights@1", registry=str(tmp_path / "reg"))
+    np.testing.assert_allclose(
+        scored["proba_1"].to_numpy(),
+        model.predict_proba(pl.read_csv(path, infer_schema=False))[:, 1],
+    )

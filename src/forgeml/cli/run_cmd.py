@@ -36,6 +36,8 @@ def run(
         overrides.append(f"engine.kind={engine}")
     registry = registry or os.environ.get("FORGEML_REGISTRY")
     if registry:
+        if "://" not in registry:  # a folder: relative to where the command runs, as for
+            registry = str(Path(registry).resolve())  # predict and models, not the spec
         overrides.append(f"registry.uri={registry}")
     reporter = RichReporter(quiet=quiet or output == OutputFormat.json)
     try:

@@ -44,6 +44,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from forgeml.config.redact import hide_password
 from forgeml.data.base import BadLine, Batch, DataSource
 from forgeml.data.locations import Files
 from forgeml.errors import DataSourceError
@@ -84,7 +85,7 @@ class CsvSource(DataSource):
         self.null_values = list(null_values)
         self.chunk_rows = chunk_rows
         self.block_size = block_size  # bytes per parse block; by default ~chunk_rows rows
-        self.description = files.source
+        self.description = hide_password(files.source)
 
     def fingerprint_hint(self) -> str | None:
         return f"csv:{self.files.content_sha256()}"

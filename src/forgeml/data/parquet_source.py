@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from forgeml.config.redact import hide_password
 from forgeml.data.base import Batch, DataSource
 from forgeml.data.locations import Files
 from forgeml.errors import DataSourceError
@@ -33,7 +34,7 @@ class ParquetSource(DataSource):
     def __init__(self, files: Files, *, chunk_rows: int = 262_144) -> None:
         self.files = files
         self.chunk_rows = chunk_rows
-        self.description = files.source
+        self.description = hide_password(files.source)
 
     def fingerprint_hint(self) -> str | None:
         return f"parquet:{self.files.content_sha256()}"

@@ -120,7 +120,9 @@ class Registry:
         try:
             with db.errors("opening the registry"):
                 ensure_schema(db, location.display, create=create)
-                location = _with_artifacts_root(db, location, explicit=artifacts is not None)
+                location = _with_artifacts_root(
+                    db, location, explicit=artifacts is not None, create=create
+                )
             if create:
                 ensure_writable_dir(location.artifacts, "registry artifacts folder")
         except BaseException:
@@ -445,15 +447,18 @@ class Registry:
         return self._artifacts.verify(target.ref, row.artifact_dir, files)
 
 
-def _with_artifacts_root(db: Database, location: Location, *, explicit: bool) -> Location:
+def _with_artifacts_root(
+    db: Database, location: Location, *, explicit: bool, create: bool
+) -> Location:
     """For a database-URL registry: use the artifacts folder the database records when
-    none was given, and record the given one when none is recorded yet. (The embedded
-    folder layout always keeps its artifacts next to its database.)"""
+    none was given, and record the one in use (given, or the absolute default) when none
+    is recorded yet. (The embedded folder layout keeps its artifacts next to its
+    database.)"""
     if location.folder is not None:
         return location
     with db.read() as conn:
         stored = read_artifacts_root(conn)
-    if stored is None and explicit:
+    if stored is None and (explicit or create):
         with db.write() as conn:
             record_artifacts_root(conn, str(location.artifacts))
     elif stored is not None and not explicit:

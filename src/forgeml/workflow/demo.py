@@ -99,7 +99,7 @@ def prepare_flights(workdir: Path) -> tuple[Path, Path]:
 
 
 def run_demo(
-    workdir: Path, *, seconds: float = 90.0, reporter: Reporter | None = None
+    workdir: Path, *, seconds: float = 120.0, reporter: Reporter | None = None
 ) -> DemoResult:
     """Prepare the data, write the spec, run it, then score new flights with the champion."""
     from forgeml.workflow.predict import predict_file

@@ -102,7 +102,7 @@ def predict_file(
             frame = batch.frame
             n_input += frame.height
             missing.update(c for c in bundle.input_schema if c not in frame.columns)
-            typed, issues = _typed(frame, bundle.input_schema)
+            typed, issues = _typed(frame, bundle.input_schema, bundle.datetime_formats or {})
             n_flagged += int(issues.is_not_null().sum())
             scored = bundle.predict_frame(typed).with_columns(issues)
             if scored.height != frame.height:  # an internal invariant, checked on every chunk
@@ -169,7 +169,7 @@ def predict_file(
     )
 
 
-def _typed(frame: Any, schema: dict[str, str]) -> tuple[Any, Any]:
+def _typed(frame: Any, schema: dict[str, str], formats: dict[str, str]) -> tuple[Any, Any]:
     """Cast ``frame``'s model columns to their training types; a ``_issues`` column names,
     per row, the columns whose values did not fit (null when none)."""
     import polars as pl
@@ -177,7 +177,11 @@ def _typed(frame: Any, schema: dict[str, str]) -> tuple[Any, Any]:
     from forgeml.config.spec import ColumnSpec
     from forgeml.data import cast_to_schema
 
-    present = {c: ColumnSpec(type=kind) for c, kind in schema.items() if c in frame.columns}
+    present = {
+        c: ColumnSpec(type=kind, datetime_format=formats.get(c))
+        for c, kind in schema.items()
+        if c in frame.columns
+    }
     if not present:
         return frame, pl.Series("_issues", [None] * frame.height, dtype=pl.String)
     cast, failed = cast_to_schema(frame.select(list(present)), present)

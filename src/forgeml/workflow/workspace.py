@@ -40,7 +40,8 @@ class Workspace:
     def from_uri(cls, uri: str, artifacts: str | None = None) -> Workspace:
         if _URL.match(uri):
             # Without an explicit folder the registry uses the one its database records
-            # (or ./.forgeml/artifacts for a new one); runs go next to the artifacts.
+            # (./.forgeml/artifacts, absolute, for a new one); run outputs (reports,
+            # quarantine files) go to ./.forgeml/runs, or next to an explicit folder.
             root = Path(artifacts) if artifacts else Path(".forgeml") / "artifacts"
             return cls(uri, artifacts, root.parent / "runs")
         return cls(uri, artifacts, Path(uri) / "runs")
