@@ -19,6 +19,9 @@ def test_public_names() -> None:
         "inputs",
         "numeric",
         "pipeline",
+        "records",
+        "scalars",
         "target_encoding",
         "text",
+        "timestamps",
     }

@@ -13,6 +13,10 @@ steps so that a whole frame is transformed by a single Polars query:
 
 Text blocks produce a sparse matrix instead (``transform_sparse``).
 
+The record fast path (:mod:`forgeml.features.records`) skips Polars: ``row_writer(start)``
+returns a function that writes one canonical value's outputs into a row (a list of
+floats), with the same arithmetic as ``parts`` so both paths give the same float32 values.
+
 >>> sink = Sink(np.zeros((2, 3), dtype=np.float32))
 >>> sink.scatter(1, np.array([0, 1]), np.array([True, False]))
 >>> sink.out.tolist()
@@ -21,15 +25,33 @@ Text blocks produce a sparse matrix instead (``transform_sparse``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeAlias
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
-__all__ = ["F32_MAX", "DenseBlock", "Sink", "part"]
+__all__ = ["F32_MAX", "DenseBlock", "Matrix", "RowWriter", "Sink", "assemble", "part"]
+
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix
+RowWriter: TypeAlias = Callable[[Any, list[float]], None]
 
 # Every float output is clipped into float32's finite range before the cast.
 F32_MAX = float(np.finfo(np.float32).max)
+
+
+def assemble(dense: np.ndarray, texts: list[sp.csr_matrix]) -> Matrix:
+    """The output matrix: ``dense`` itself, or a float32 CSR of ``dense`` and the TF-IDF
+    blocks side by side when there are text blocks.
+
+    >>> assemble(np.ones((2, 1), np.float32), [sp.csr_matrix(np.eye(2))]).toarray().tolist()
+    [[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
+    """
+    if not texts:
+        return dense
+    stacked = sp.hstack([sp.csr_matrix(dense), *texts], format="csr", dtype=np.float32)
+    return sp.csr_matrix(stacked)
 
 
 def part(key: str, index: int) -> str:
@@ -78,6 +100,11 @@ class DenseBlock(Protocol):
 
     def write(self, parts: pl.DataFrame, key: str, sink: Sink, start: int) -> None:
         """Write this block's outputs into ``sink`` columns ``start:start + len(names())``."""
+        ...
+
+    def row_writer(self, start: int) -> RowWriter:
+        """A function writing the outputs of one canonical value (None when missing) into
+        ``row[start:start + len(names())]``, equal to what :meth:`write` writes."""
         ...
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,7 +15,8 @@ What unusual values become:
   at prediction time, unseen values too. Without rare categories an unseen value is all
   zeros. Null is all zeros.
 * hashing: ``name__hash_<i>`` signed buckets (:mod:`forgeml.features.hashing`); unseen
-  values hash like any other; null is all zeros.
+  values hash like any other (the buckets of the fitted categories are computed once, those
+  of up to :data:`UNSEEN_CACHE` unseen values are remembered); null is all zeros.
 * frequency (``name__freq``): share of training rows with the value; unseen and null: 0.
 * target (``name__te``, or ``name__te_<class>`` per class for multiclass): see
   :mod:`forgeml.features.target_encoding`; unseen and null: the prior.
@@ -40,13 +41,19 @@ import polars as pl
 from forgeml.config.spec import CategoricalSpec, Encoder
 from forgeml.features import target_encoding as te
 from forgeml.features._json import Fields
-from forgeml.features.base import Sink, part
-from forgeml.features.hashing import signed_buckets, split_signed
+from forgeml.features.base import RowWriter, Sink, part
+from forgeml.features.hashing import signed_bucket, signed_buckets, split_signed
 
-__all__ = ["ENCODERS", "CategoricalBlock", "TargetStats", "choose_encoders"]
+__all__ = ["ENCODERS", "UNSEEN_CACHE", "CategoricalBlock", "TargetStats", "choose_encoders"]
 
 ENCODERS: tuple[Encoder, ...] = ("onehot", "hash", "frequency", "target")
 NULL, UNSEEN = -1, -2
+# How many unseen values' buckets a block remembers (a server sees the same ones again);
+# past that the memory starts over, so a stream of distinct values cannot grow it.
+UNSEEN_CACHE = 65_536
+# Up to this many unseen rows are hashed one by one through that memory; more go through
+# one Polars distinct (a large batch).
+_FEW_UNSEEN = 256
 
 
 def choose_encoders(
@@ -98,8 +105,10 @@ class CategoricalBlock:
     _enum: pl.Enum = field(init=False, repr=False)
     _onehot: np.ndarray = field(init=False, repr=False)
     _hash: np.ndarray = field(init=False, repr=False)
+    _unseen: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._unseen = {}
         self._enum = pl.Enum(list(self.categories))
         kept = self.counts >= self.min_frequency
         self.n_kept = int(kept.sum())
@@ -190,8 +199,20 @@ class CategoricalBlock:
             exprs.append(source.alias(part(key, 1)))
         return exprs
 
+    def unseen_bucket(self, value: str) -> int:
+        """The signed bucket of a value that is not a fitted category (remembered)."""
+        code = self._unseen.get(value)
+        if code is None:
+            code = signed_bucket(value, self.buckets)
+            if len(self._unseen) >= UNSEEN_CACHE:
+                self._unseen.clear()
+            self._unseen[value] = code
+        return code
+
     def _unseen_hashes(self, raw: pl.Series, unseen: np.ndarray) -> np.ndarray:
         values = raw.filter(pl.Series(unseen))
+        if len(values) <= _FEW_UNSEEN:
+            return np.array([self.unseen_bucket(v) for v in values.to_list()], dtype=np.int32)
         distinct = values.unique(maintain_order=True)
         index = values.cast(pl.Enum(distinct.to_list())).to_physical().to_numpy()
         return signed_buckets(distinct.to_list(), self.buckets)[index]
@@ -230,6 +251,39 @@ class CategoricalBlock:
         assert self.target is not None
         prior = self.target.prior[None, :]
         return np.vstack([prior, prior, self.target.table]).astype(np.float32)
+
+    def row_writer(self, start: int) -> RowWriter:
+        # The tables write() uses, indexed by code + 2 (0: unseen, 1: null); the float ones
+        # stay NumPy arrays so that a wide column costs no Python float per category.
+        index = {c: i for i, c in enumerate(self.categories, start=2)}
+        onehot = self._onehot.tolist() if "onehot" in self.encoders else None
+        hashes = self._hash.tolist() if "hash" in self.encoders else None
+        freq: np.ndarray | None = None
+        if "frequency" in self.encoders:
+            freq = np.concatenate([[0.0, 0.0], self.counts / max(self.n_rows, 1)])
+            freq = freq.astype(np.float32)
+        target = self._target_lookup() if self.target is not None else None
+        at_hash = start + (self.n_kept + int(self.has_other) if onehot is not None else 0)
+        at_freq = at_hash + (self.buckets if hashes is not None else 0)
+        at_target = at_freq + (1 if freq is not None else 0)
+        flag = start + len(self.names()) - 1 if self.indicator else -1
+        unseen_bucket = self.unseen_bucket
+
+        def write(value: str | None, row: list[float]) -> None:
+            k = 1 if value is None else index.get(value, 0)
+            if onehot is not None and (offset := onehot[k]) >= 0:
+                row[start + offset] = 1.0
+            if hashes is not None and value is not None:
+                signed = hashes[k] if k else unseen_bucket(value)
+                row[at_hash + abs(signed) - 1] = 1.0 if signed > 0 else -1.0
+            if freq is not None:
+                row[at_freq] = freq.item(k)
+            if target is not None:
+                row[at_target : at_target + target.shape[1]] = target[k].tolist()
+            if k == 1 and flag >= 0:
+                row[flag] = 1.0
+
+        return write
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

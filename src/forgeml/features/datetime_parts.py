@@ -31,12 +31,17 @@ import polars as pl
 
 from forgeml.config.spec import DatetimePart, NumericSpec
 from forgeml.features._json import Fields
-from forgeml.features.base import Sink, part
+from forgeml.features.base import RowWriter, Sink, part
 from forgeml.features.numeric import Impute, _as_float, impute_value
+from forgeml.features.timestamps import calendar
 
-__all__ = ["PARTS", "DatetimeBlock"]
+__all__ = ["PARTS", "ROW_PARTS", "DatetimeBlock"]
 
 _US_PER_DAY = 86_400_000_000.0
+# Scaling multiplies by reciprocals, never divides by a literal: Polars divides a one-row
+# column exactly but multiplies longer ones by the reciprocal, so a division would make a
+# row's output depend on its batch (see NumericBlock.parts).
+_DAYS_PER_US = 1.0 / _US_PER_DAY
 
 PARTS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     "year": lambda t: t.dt.year(),
@@ -47,7 +52,23 @@ PARTS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     "hour": lambda t: t.dt.hour(),
     "minute": lambda t: t.dt.minute(),
     "is_weekend": lambda t: t.dt.weekday() >= 6,
-    "epoch": lambda t: t.dt.epoch("us") / _US_PER_DAY,
+    "epoch": lambda t: t.dt.epoch("us") * _DAYS_PER_US,
+}
+
+
+# The same parts of one timestamp (integer microseconds) and its calendar fields, in plain
+# Python for the record path: ``(micros, (year, month, day, iso_weekday, ordinal, hour,
+# minute)) -> float``.
+ROW_PARTS: dict[str, Callable[[int, tuple[int, ...]], float]] = {
+    "year": lambda us, c: float(c[0]),
+    "month": lambda us, c: float(c[1]),
+    "day": lambda us, c: float(c[2]),
+    "dayofweek": lambda us, c: float(c[3] - 1),
+    "dayofyear": lambda us, c: float(c[4]),
+    "hour": lambda us, c: float(c[5]),
+    "minute": lambda us, c: float(c[6]),
+    "is_weekend": lambda us, c: 1.0 if c[3] >= 6 else 0.0,
+    "epoch": lambda us, c: us * _DAYS_PER_US,
 }
 
 
@@ -118,7 +139,7 @@ class DatetimeBlock:
         exprs = []
         for i, (p, fill) in enumerate(zip(self.part_names, self.fills, strict=True)):
             center, scale = self._center_scale(i)
-            value = (_part(source, p).fill_null(fill) - center) / scale
+            value = (_part(source, p).fill_null(fill) - center) * (1.0 / scale)
             exprs.append(value.cast(pl.Float32).alias(part(key, i)))
         if self.indicator:
             missing = source.is_null().cast(pl.Float32)
@@ -128,6 +149,27 @@ class DatetimeBlock:
     def write(self, parts: pl.DataFrame, key: str, sink: Sink, start: int) -> None:
         for i in range(len(self.names())):
             sink.column(start + i, parts.get_column(part(key, i)).to_numpy())
+
+    def row_writer(self, start: int) -> RowWriter:
+        steps = []
+        for i, (p, fill) in enumerate(zip(self.part_names, self.fills, strict=True)):
+            center, scale = self._center_scale(i)
+            inverse = 1.0 / scale
+            steps.append((start + i, ROW_PARTS[p], center, inverse, (fill - center) * inverse))
+        flag = start + len(self.part_names) if self.indicator else -1
+
+        def write(micros: int | None, row: list[float]) -> None:
+            if micros is None:
+                for at, _, _, _, imputed in steps:
+                    row[at] = imputed
+                if flag >= 0:
+                    row[flag] = 1.0
+                return
+            fields = calendar(micros)
+            for at, get, center, inverse, _ in steps:
+                row[at] = (get(micros, fields) - center) * inverse
+
+        return write
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ is absent, or has a dtype that cannot be cast at all (a list, a struct), is trea
 all-null and reported as missing. Non-finite numbers (NaN, +-inf) count as missing too.
 
 >>> frame = pl.DataFrame({"age": ["41", "x", None], "plan": [1, 2, None]})
->>> exprs, missing = canonical_columns(frame, {"age": "int", "plan": "string", "t": "datetime"})
+>>> exprs, missing = canonical_columns(frame.schema, {"age": "int", "plan": "string", "t": "datetime"})
 >>> out = frame.select(exprs)
 >>> out["age"].to_list(), out["plan"].to_list(), missing
 ([41.0, None, None], ['1', '2', None], ['t'])
@@ -16,6 +16,7 @@ all-null and reported as missing. Non-finite numbers (NaN, +-inf) count as missi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -24,7 +25,7 @@ from forgeml.config.spec import ColumnType
 from forgeml.data import frame as data_frame
 from forgeml.errors import DataError, DataSourceError
 
-__all__ = ["CANONICAL", "canonical_columns", "to_polars"]
+__all__ = ["BOOL_WORDS", "CANONICAL", "canonical_columns", "to_polars"]
 
 DATETIME = pl.Datetime("us")
 CANONICAL: dict[ColumnType, pl.DataType] = {
@@ -45,8 +46,8 @@ _ISO_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
-_BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0}
-_BOOL_WORDS |= {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0}
+BOOL_WORDS |= {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
 
 
 def _is_texty(dtype: pl.DataType) -> bool:
@@ -60,7 +61,7 @@ def _numeric(col: pl.Expr, dtype: pl.DataType, ctype: ColumnType) -> pl.Expr | N
         words = col.cast(pl.String).str.strip_chars()
         if ctype == "bool":
             x = words.str.to_lowercase().replace_strict(
-                _BOOL_WORDS, default=None, return_dtype=pl.Float64
+                BOOL_WORDS, default=None, return_dtype=pl.Float64
             )
         else:
             x = words.cast(pl.Float64, strict=False)
@@ -91,7 +92,7 @@ def _parse_iso(text: pl.Expr) -> pl.Expr:
     return parsed.dt.replace_time_zone(None)
 
 
-def _datetime(col: pl.Expr, dtype: pl.DataType, values: pl.Series) -> pl.Expr | None:
+def _datetime(col: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             # One clock for training and serving, whatever zone a request uses: UTC.
@@ -101,33 +102,36 @@ def _datetime(col: pl.Expr, dtype: pl.DataType, values: pl.Series) -> pl.Expr | 
         return col.cast(DATETIME)
     if _is_texty(dtype):
         # Timestamps as strings (every JSON request): parse each distinct string once.
-        distinct = values.cast(pl.String).drop_nulls().unique()
-        parsed = pl.DataFrame({"v": distinct}).select(_parse_iso(pl.col("v"))).to_series()
-        return col.cast(pl.String).replace_strict(
-            distinct, parsed, default=None, return_dtype=DATETIME
+        # Both sides of the mapping see the same ordered distinct values.
+        text = col.cast(pl.String)
+        distinct = text.drop_nulls().unique(maintain_order=True)
+        return text.replace_strict(
+            distinct, _parse_iso(distinct), default=None, return_dtype=DATETIME
         )
     return None
 
 
 def canonical_columns(
-    frame: pl.DataFrame, columns: dict[str, ColumnType]
+    schema: Mapping[str, pl.DataType], columns: dict[str, ColumnType]
 ) -> tuple[list[pl.Expr], list[str]]:
     """Expressions giving each of ``columns`` its canonical dtype, and the columns missing.
 
-    A missing (or uncastable) column becomes an all-null column of the right dtype and
-    length, so every transform downstream sees the same schema.
+    They depend on the input's ``schema`` only, not on its values, so a caller may keep
+    them for every frame of that schema. A missing (or uncastable) column becomes an
+    all-null column of the right dtype and length, so every transform downstream sees the
+    same schema.
     """
     exprs: list[pl.Expr] = []
     missing: list[str] = []
     for name, ctype in columns.items():
         expr: pl.Expr | None = None
-        if name in frame.schema:
-            dtype = frame.schema[name]
+        dtype = schema.get(name)
+        if dtype is not None:
             col = pl.col(name)
             if ctype in ("int", "float", "bool"):
                 expr = _numeric(col, dtype, ctype)
             elif ctype == "datetime":
-                expr = _datetime(col, dtype, frame.get_column(name))
+                expr = _datetime(col, dtype)
             else:
                 expr = _string(col, dtype)
         if expr is None:

@@ -16,6 +16,7 @@ nulls (or NaN/inf) in training. Booleans become 0/1, imputed but neither clipped
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -23,7 +24,7 @@ import polars as pl
 
 from forgeml.config.spec import NumericSpec
 from forgeml.features._json import Fields, finite
-from forgeml.features.base import F32_MAX, Sink, part
+from forgeml.features.base import F32_MAX, RowWriter, Sink, part
 
 __all__ = ["NumericBlock", "impute_value"]
 
@@ -99,7 +100,12 @@ class NumericBlock:
 
     def parts(self, source: pl.Expr, key: str) -> list[pl.Expr]:
         x = source if self.clip is None else source.clip(*self.clip)
-        value = ((x.fill_null(self.fill) - self.center) / self.scale).clip(-F32_MAX, F32_MAX)
+        # Times the reciprocal, not "/ scale": Polars divides a one-row column exactly but
+        # multiplies a longer one by the reciprocal, which could round differently; an
+        # explicit product keeps every row's output independent of its batch.
+        value = ((x.fill_null(self.fill) - self.center) * (1.0 / self.scale)).clip(
+            -F32_MAX, F32_MAX
+        )
         exprs = [value.cast(pl.Float32).alias(part(key, 0))]
         if self.indicator:
             exprs.append(source.is_null().cast(pl.Float32).alias(part(key, 1)))
@@ -108,6 +114,24 @@ class NumericBlock:
     def write(self, parts: pl.DataFrame, key: str, sink: Sink, start: int) -> None:
         for i in range(len(self.names())):
             sink.column(start + i, parts.get_column(part(key, i)).to_numpy())
+
+    def row_writer(self, start: int) -> RowWriter:
+        lo, hi = self.clip if self.clip is not None else (-math.inf, math.inf)
+        center, inverse = self.center, 1.0 / self.scale  # the arithmetic of parts()
+        imputed = min(max((self.fill - center) * inverse, -F32_MAX), F32_MAX)
+        flag = start + 1 if self.indicator else -1
+
+        def write(x: float | None, row: list[float]) -> None:
+            if x is None:
+                row[start] = imputed
+                if flag >= 0:
+                    row[flag] = 1.0
+                return
+            x = lo if x < lo else (hi if x > hi else x)
+            value = (x - center) * inverse
+            row[start] = -F32_MAX if value < -F32_MAX else (F32_MAX if value > F32_MAX else value)
+
+        return write
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -93,7 +93,7 @@ class FeaturePipeline:
             raise DataError(f"expected {frame.height} targets, got an array of shape {y.shape}")
         if frame.height == 0:
             raise DataError("cannot fit features on an empty frame")
-        exprs, unusable = canonical_columns(frame, columns)
+        exprs, unusable = canonical_columns(frame.schema, columns)
         if unusable:
             raise DataError(
                 f"training frame lacks (or cannot cast) feature column(s): {', '.join(unusable)}"

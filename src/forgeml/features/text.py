@@ -100,9 +100,13 @@ class TextBlock:
 
     def transform_sparse(self, values: pl.Series) -> sp.csr_matrix:
         """TF-IDF rows of ``values`` as a float32 CSR matrix."""
-        if self._vectorizer is None or len(values) == 0:
-            return sp.csr_matrix((len(values), len(self.terms)), dtype=np.float32)
-        matrix = self._vectorizer.transform(_documents(values))
+        return self.transform_documents(_documents(values))
+
+    def transform_documents(self, documents: list[str]) -> sp.csr_matrix:
+        """TF-IDF rows of documents (``""`` for a missing one) as a float32 CSR matrix."""
+        if self._vectorizer is None or not documents:
+            return sp.csr_matrix((len(documents), len(self.terms)), dtype=np.float32)
+        matrix = self._vectorizer.transform(documents)
         return sp.csr_matrix(matrix, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
