@@ -15,8 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ForgeError
-
-__version__ = "0.1.0"
+from forgeml.version import __version__
 
 __all__ = ["ForgeError", "__version__", "load_model", "load_spec", "predict", "run"]
 

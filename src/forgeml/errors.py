@@ -12,10 +12,12 @@ the CLI nor the server keeps its own mapping::
     ├── DataError                   exit 1, HTTP 422   the data cannot be used as it is
     │   └── ValidationFailed                           too many rows failed the declared rules
     ├── TrainingError               exit 1             no candidate could be trained
-    └── RegistryError               exit 1             the registry cannot do what was asked
-        ├── ModelNotFound           exit 2, HTTP 404   no such model, version or alias
-        ├── RegistryNotWritable     exit 2             the registry location cannot be written
-        └── ArtifactIntegrityError  exit 1             an artifact is missing or its sha256 differs
+    ├── RegistryError               exit 1             the registry cannot do what was asked
+    │   ├── ModelNotFound           exit 2, HTTP 404   no such model, version or alias
+    │   ├── RegistryNotWritable     exit 2             the registry location cannot be written
+    │   └── ArtifactIntegrityError  exit 1             an artifact is missing or its sha256 differs
+    └── ServiceError                HTTP 503           the server cannot take the request now
+        (RequestError, a UsageError: HTTP 4xx set per instance — malformed or refused request)
 
 Library errors are re-raised as one of these with ``raise ... from exc`` so the cause
 stays in the chain for debugging while the user sees one line.
@@ -37,6 +39,8 @@ __all__ = [
     "ModelNotFound",
     "RegistryError",
     "RegistryNotWritable",
+    "RequestError",
+    "ServiceError",
     "TrainingError",
     "UsageError",
     "ValidationFailed",
@@ -118,3 +122,24 @@ class RegistryNotWritable(RegistryError):
 
 class ArtifactIntegrityError(RegistryError):
     """An artifact is missing or its content does not match the recorded sha256."""
+
+
+class RequestError(UsageError):
+    """An HTTP request the server refuses; ``http_status`` is set per error (400, 401, 404,
+    405, 413, 415, 422...)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = status
+
+
+class ServiceError(ForgeError):
+    """The server cannot serve the request now (overloaded, timed out, draining); clients
+    should retry after ``retry_after`` seconds."""
+
+    http_status = 503
+
+    def __init__(self, message: str, *, status: int = 503, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.retry_after = retry_after

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 MANIFEST = "forgeml-model.json"
+FAST_PATH_ROWS = 64  # up to this many rows per call, the records fast path is used
 FEATURES_FILE = "features.json"
 FORMAT = "forgeml-model"
 FORMAT_VERSION = 1
@@ -62,6 +64,7 @@ class ModelBundle(BaseEstimator):
         threshold: float = 0.5,
         metadata: dict[str, Any] | None = None,
         datetime_formats: dict[str, str] | None = None,
+        ignored_columns: list[str] | None = None,
     ) -> None:
         self.features = features
         self.estimator = estimator
@@ -69,6 +72,7 @@ class ModelBundle(BaseEstimator):
         self.threshold = threshold
         self.metadata = metadata
         self.datetime_formats = datetime_formats
+        self.ignored_columns = ignored_columns
 
     # scikit-learn treats the bundle as fitted: it only exists fitted.
     def __sklearn_is_fitted__(self) -> bool:
@@ -96,6 +100,26 @@ class ModelBundle(BaseEstimator):
 
     def _raw(self, X: Any) -> np.ndarray:
         return self.estimator.predict(self.features.transform(self._frame(X)))
+
+    def records_matrix(self, records: Sequence[Mapping[str, Any]]) -> Any:
+        """The feature matrix of JSON-like rows (the online path).
+
+        Small batches skip building a frame when the feature pipeline has a records fast
+        path; larger ones go through the columnar transform. Both apply the same fitted
+        pipeline, so the result is the same either way.
+        """
+        formats = self.datetime_formats or {}
+        rows: Sequence[Mapping[str, Any]] = records
+        if formats:
+            rows = [_parse_declared(row, formats) for row in records]
+        fast = getattr(self.features, "transform_records", None)
+        if fast is not None and len(rows) <= FAST_PATH_ROWS:
+            return fast(rows)
+        return self.features.transform(_records_frame(rows, self.input_schema))
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Raw predictions (class probabilities, or values) for JSON-like rows."""
+        return self.estimator.predict(self.records_matrix(records))
 
     def fit(self, X: Any, y: Any) -> ModelBundle:
         """Refit the estimator, with the same hyperparameters, on new rows.
@@ -152,6 +176,7 @@ class ModelBundle(BaseEstimator):
             "input_schema": self.input_schema,
             "feature_names": list(self.features.feature_names),
             "datetime_formats": dict(self.datetime_formats or {}),
+            "ignored_columns": list(self.ignored_columns or []),
             "files": files,
             "metadata": self.metadata or {},
         }
@@ -182,6 +207,47 @@ class RegressorBundle(RegressorMixin, ModelBundle):
         return np.asarray(self._raw(X), dtype=np.float64)
 
 
+_FRAME_TYPES = {
+    "int": pl.Float64,  # lenient: 41.0 in an int column is still 41
+    "float": pl.Float64,
+    "bool": pl.Boolean,
+    "datetime": pl.String,
+    "string": pl.String,
+    "categorical": pl.String,
+    "text": pl.String,
+    "id": pl.String,
+}
+
+
+def _records_frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, str]) -> pl.DataFrame:
+    """Rows as a frame with the model's columns, typed leniently (bad values -> null)."""
+    import datetime as dt
+
+    dtypes: dict[str, Any] = {
+        name: _FRAME_TYPES.get(kind, pl.String) for name, kind in schema.items()
+    }
+    for row in rows[:1]:  # declared-format timestamps arrive parsed (see _parse_declared)
+        for name, value in row.items():
+            if name in dtypes and isinstance(value, dt.datetime):
+                dtypes[name] = pl.Datetime("us")
+    cleaned = [{name: row.get(name) for name in schema} for row in rows]
+    return pl.DataFrame(cleaned, schema=dtypes, strict=False, orient="row")
+
+
+def _parse_declared(row: Mapping[str, Any], formats: Mapping[str, str]) -> dict[str, Any]:
+    import datetime as dt
+
+    out = dict(row)
+    for column, fmt in formats.items():
+        value = out.get(column)
+        if isinstance(value, str):
+            try:
+                out[column] = dt.datetime.strptime(value, fmt)
+            except ValueError:
+                out[column] = None  # does not fit the declared format: a missing value
+    return out
+
+
 def make_bundle(
     features: FittedFeatures,
     estimator: FittedEstimator,
@@ -190,8 +256,11 @@ def make_bundle(
     threshold: float = 0.5,
     metadata: dict[str, Any] | None = None,
     datetime_formats: dict[str, str] | None = None,
+    ignored_columns: list[str] | None = None,
 ) -> ModelBundle:
-    """The right bundle class for ``task``."""
+    """The right bundle class for ``task``; ``ignored_columns`` are training columns the
+    model does not read (ids, dropped columns, the target) — known, so a server accepts
+    them in requests."""
     cls = ClassifierBundle if task.kind == "classification" else RegressorBundle
     return cls(
         features,
@@ -200,6 +269,7 @@ def make_bundle(
         threshold=threshold,
         metadata=metadata,
         datetime_formats=datetime_formats,
+        ignored_columns=ignored_columns,
     )
 
 
@@ -240,6 +310,9 @@ def load_bundle(directory: Path) -> ModelBundle:
         formats = manifest.get("datetime_formats") or {}
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in formats.items()):
             raise TypeError("datetime_formats must map column names to format strings")
+        ignored = manifest.get("ignored_columns") or []
+        if not all(isinstance(c, str) for c in ignored):
+            raise TypeError("ignored_columns must list column names")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactIntegrityError(f"{manifest_path}: malformed manifest: {exc}") from exc
     estimator = load_estimator(directory, manifest["estimator"])
@@ -250,4 +323,5 @@ def load_bundle(directory: Path) -> ModelBundle:
         threshold=threshold,
         metadata=manifest.get("metadata"),
         datetime_formats=formats,
+        ignored_columns=list(ignored),
     )

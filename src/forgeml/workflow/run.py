@@ -262,6 +262,11 @@ def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, flo
             for name, column in spec.columns.items()
             if column.datetime_format and name in prepared.fitted.input_columns
         },
+        ignored_columns=[
+            name
+            for name in prepared.report.column_types
+            if name not in prepared.fitted.input_columns
+        ],
     )
     context = outputs.report_context(out, timings)
     aliases, if_absent = _aliases(spec)

@@ -1,0 +1,83 @@
+"""``forgeml serve``: serve registered models (or model folders) over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from forgeml.cli.options import RegistryOpt, registry_uri
+
+
+def serve(
+    models: Annotated[
+        list[str],
+        typer.Argument(help="Models: name@alias, name@version, name, or a model folder."),
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option(help="Processes sharing the port (one per core at most).")
+    ] = 1,
+    registry: RegistryOpt = None,
+    batch_rows: Annotated[
+        int, typer.Option(help="Most rows per model call (micro-batching).")
+    ] = 256,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="When busy, how long a batch may wait for more requests.")
+    ] = 2.0,
+    max_queue_rows: Annotated[
+        int, typer.Option(help="Rows waiting for the model before new requests get 503.")
+    ] = 4096,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body, in MiB (413 above).")
+    ] = 10.0,
+    max_batch_rows: Annotated[
+        int, typer.Option(help="Most rows in one request (413 above).")
+    ] = 10_000,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may take (503 after).")] = 10.0,
+    poll_seconds: Annotated[
+        float | None, typer.Option(help="Re-resolve aliases in the registry this often.")
+    ] = None,
+    admin: Annotated[
+        bool | None,
+        typer.Option(
+            "--admin/--no-admin",
+            help="Admin routes (reload). Default: on when FORGEML_ADMIN_KEY(_FILE) is set.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_extra_columns: Annotated[
+        bool, typer.Option(help="Accept (and ignore) columns the model does not read.")
+    ] = False,
+    access_log: Annotated[bool, typer.Option(help="JSON access log lines on stdout.")] = True,
+) -> None:
+    """Serve MODELS over HTTP: OIP v2 (/v2/...), MLflow (/invocations) and /predict."""
+    from forgeml.cli.output import err_console
+    from forgeml.serving.config import ServeConfig
+    from forgeml.serving.server import serve as run
+
+    config = ServeConfig(
+        models=models,
+        registry=registry_uri(registry),
+        host=host,
+        port=port,
+        workers=workers,
+        batch_rows=batch_rows,
+        batch_wait_ms=batch_wait_ms,
+        max_queue_rows=max_queue_rows,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_batch_rows=max_batch_rows,
+        timeout_seconds=timeout,
+        poll_seconds=poll_seconds,
+        admin=admin,
+        allow_extra_columns=allow_extra_columns,
+        access_log=access_log,
+    )
+    err_console.print(
+        f"serving {', '.join(models)} on http://{host}:{port} "
+        f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs, metrics at /metrics"
+    )
+    run(config)

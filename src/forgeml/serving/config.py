@@ -1,0 +1,85 @@
+"""Settings of a prediction server, as one plain dataclass.
+
+The CLI builds it from flags; worker processes (``--workers N``) receive it as JSON in an
+environment variable, so every worker runs the same configuration.
+
+>>> config = ServeConfig(models=["churn@champion"])
+>>> ServeConfig.from_json(config.to_json()) == config
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from forgeml.errors import ConfigError
+
+__all__ = ["ENV_VAR", "ServeConfig"]
+
+ENV_VAR = "FORGEML_SERVE_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``forgeml serve`` can be told.
+
+    ``models``: registry references (``churn@champion``, ``churn@3``, ``churn``) or model
+    folders (a path holding ``forgeml-model.json``). Limits: ``max_body_bytes`` (413),
+    ``max_batch_rows`` per request (413), ``max_json_depth`` (400), ``timeout_seconds`` per
+    request (504), ``max_queue_rows`` waiting for inference before shedding (503 with
+    ``Retry-After``). Micro-batching: requests that arrive while a batch is computed join
+    the next one, up to ``batch_rows``; ``batch_wait_ms`` > 0 lets a batch wait that long
+    for company when the server is busy.
+    """
+
+    models: list[str]
+    registry: str = ".forgeml"
+    artifacts: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    batch_rows: int = 256
+    batch_wait_ms: float = 2.0
+    max_queue_rows: int = 4096
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_rows: int = 10_000
+    max_json_depth: int = 32
+    timeout_seconds: float = 10.0
+    poll_seconds: float | None = None
+    admin: bool | None = None  # None: on when an admin key is configured
+    allow_extra_columns: bool = False
+    access_log: bool = True
+    drain_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConfigError(
+                "serve: name at least one model (name@alias, name@version or a folder)"
+            )
+        checks = {
+            "port": 0 < self.port < 65536,
+            "workers": self.workers >= 1,
+            "batch_rows": self.batch_rows >= 1,
+            "batch_wait_ms": self.batch_wait_ms >= 0,
+            "max_queue_rows": self.max_queue_rows >= 1,
+            "max_body_bytes": self.max_body_bytes >= 1024,
+            "max_batch_rows": self.max_batch_rows >= 1,
+            "max_json_depth": self.max_json_depth >= 4,
+            "timeout_seconds": self.timeout_seconds > 0,
+            "drain_seconds": self.drain_seconds >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"serve: invalid {', '.join(bad)}")
+        if self.poll_seconds is not None and self.poll_seconds < 1:
+            raise ConfigError("serve: --poll-seconds must be at least 1")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

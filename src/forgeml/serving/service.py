@@ -1,0 +1,397 @@
+"""The request handlers and the one table of routes and who may call them.
+
+:data:`ROUTES` lists every route with its method, template, role (``public`` or
+``admin``) and summary; the app, the OpenAPI document and the auth test are all built from
+it, so a route cannot exist without being listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from forgeml.errors import ConfigError, ForgeError, RequestError, ServiceError
+from forgeml.serving import inputs, outputs
+from forgeml.serving.auth import AdminKey
+from forgeml.serving.batching import BatchStats, MicroBatcher
+from forgeml.serving.catalog import ModelCatalog, ServedModel
+from forgeml.serving.config import ServeConfig
+from forgeml.serving.http import json_response, read_body
+from forgeml.serving.metrics import ServerMetrics
+from forgeml.version import __version__
+
+__all__ = ["ROUTES", "PredictionService", "RouteSpec"]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    role: str  # "public" | "admin"
+    handler: str  # name of the PredictionService method
+    summary: str
+    body: str | None = None  # request body kind, for the OpenAPI document
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "GET", "/v2", "public", "server_metadata", "Server metadata (Open Inference Protocol v2)."
+    ),
+    RouteSpec("GET", "/v2/health/live", "public", "live", "The process is up."),
+    RouteSpec(
+        "GET",
+        "/v2/health/ready",
+        "public",
+        "ready",
+        "Models are loaded and the server is not draining.",
+    ),
+    RouteSpec(
+        "GET",
+        "/v2/models/{name}",
+        "public",
+        "model_metadata",
+        "Metadata of a model's default version.",
+    ),
+    RouteSpec(
+        "GET",
+        "/v2/models/{name}/versions/{version}",
+        "public",
+        "model_metadata",
+        "Metadata of a model version.",
+    ),
+    RouteSpec(
+        "GET", "/v2/models/{name}/ready", "public", "model_ready", "Whether a model is ready."
+    ),
+    RouteSpec(
+        "GET",
+        "/v2/models/{name}/versions/{version}/ready",
+        "public",
+        "model_ready",
+        "Whether a model version is ready.",
+    ),
+    RouteSpec(
+        "POST",
+        "/v2/models/{name}/infer",
+        "public",
+        "v2_infer",
+        "Predict (OIP v2, one input per column).",
+        "v2",
+    ),
+    RouteSpec(
+        "POST",
+        "/v2/models/{name}/versions/{version}/infer",
+        "public",
+        "v2_infer",
+        "Predict with a version (OIP v2).",
+        "v2",
+    ),
+    RouteSpec(
+        "POST",
+        "/invocations",
+        "public",
+        "invocations",
+        "Predict (MLflow scoring protocol: JSON or CSV).",
+        "mlflow",
+    ),
+    RouteSpec("GET", "/ping", "public", "ping", "MLflow health check."),
+    RouteSpec("GET", "/health", "public", "ping", "MLflow health check."),
+    RouteSpec("POST", "/predict", "public", "predict", "Predict from JSON records.", "plain"),
+    RouteSpec("GET", "/metrics", "public", "metrics_page", "Prometheus metrics."),
+    RouteSpec("GET", "/openapi.json", "public", "openapi", "This API's OpenAPI document."),
+    RouteSpec("GET", "/docs", "public", "docs", "A page listing the routes."),
+    RouteSpec(
+        "POST",
+        "/admin/reload",
+        "admin",
+        "reload",
+        "Resolve aliases again and load new versions.",
+        "empty",
+    ),
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class PredictionService:
+    """Holds the models, limits, metrics and keys; one method per route."""
+
+    def __init__(self, config: ServeConfig, *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.admin_key = AdminKey.from_env(env if env is not None else dict(os.environ))
+        if config.admin and not self.admin_key.configured:
+            raise ConfigError(
+                "serve: admin routes are enabled but no admin key is configured "
+                "(set FORGEML_ADMIN_KEY or FORGEML_ADMIN_KEY_FILE, or drop --admin)"
+            )
+        self.admin_enabled = (
+            self.admin_key.configured if config.admin is None else bool(config.admin)
+        )
+        self.catalog = ModelCatalog(
+            config.models, registry=config.registry, artifacts=config.artifacts
+        )
+        self.metrics = ServerMetrics()
+        self.draining = False
+        self._poller: asyncio.Task[None] | None = None
+        self._batchers: list[MicroBatcher] = []
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.catalog.reload()
+        self._attach_batchers()
+        if self.config.poll_seconds:
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def stop(self) -> None:
+        self.draining = True
+        if self._poller is not None:
+            self._poller.cancel()
+        for batcher in self._batchers:
+            await batcher.stop()
+
+    async def _poll(self) -> None:
+        assert self.config.poll_seconds is not None
+        while True:
+            await asyncio.sleep(self.config.poll_seconds)
+            try:
+                await self._reload()
+            except ForgeError:
+                continue  # a registry hiccup must not stop serving what is loaded
+
+    async def _reload(self) -> list[str]:
+        changes = await self.catalog.reload()
+        self._attach_batchers()
+        return changes
+
+    def _attach_batchers(self) -> None:
+        for model in self.catalog.models():
+            if model.batcher is None:
+                stats = BatchStats(on_batch=self._on_batch)
+                model.batcher = MicroBatcher(
+                    _predictor(model, self.metrics),
+                    batch_rows=self.config.batch_rows,
+                    batch_wait_ms=self.config.batch_wait_ms,
+                    max_queue_rows=self.config.max_queue_rows,
+                    stats=stats,
+                )
+                model.batcher.start()
+                self._batchers.append(model.batcher)
+        self.metrics.set_models(self.catalog.models())
+        served = {id(m.batcher) for m in self.catalog.models()}
+        stale = [b for b in self._batchers if id(b) not in served]
+        for batcher in stale:  # versions no longer served: retire them gracefully
+            self._batchers.remove(batcher)
+            asyncio.get_running_loop().create_task(self._retire(batcher))
+
+    async def _retire(self, batcher: MicroBatcher) -> None:
+        """Stop a replaced version's batcher once no request can still reach it: a request
+        that picked the old version just before the swap submits within its timeout."""
+        await asyncio.sleep(self.config.timeout_seconds)
+        await batcher.stop()
+
+    def _on_batch(self, rows: int, requests: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(rows)
+
+    # --- prediction core -----------------------------------------------------------------
+    async def _predict(
+        self, request: Request, model: ServedModel, records: list[dict[str, Any]]
+    ) -> np.ndarray:
+        request.state.model = model
+        request.state.rows = len(records)
+        checked = inputs.check_records(
+            records,
+            model.schema,
+            allow_extra=self.config.allow_extra_columns,
+            max_rows=self.config.max_batch_rows,
+            datetime_formats=model.bundle.datetime_formats,
+            known=model.bundle.ignored_columns or (),
+        )
+        try:
+            raw: np.ndarray = await asyncio.wait_for(
+                model.batcher.submit(checked), timeout=self.config.timeout_seconds
+            )
+        except TimeoutError:
+            raise ServiceError(
+                f"the prediction took longer than {self.config.timeout_seconds:g} s",
+                retry_after=1.0,
+            ) from None
+        if model.task.is_binary:
+            for value in raw[:, 1]:
+                self.metrics.prediction.labels(model=model.name).observe(float(value))
+        elif model.task.kind == "regression":
+            for value in raw:
+                self.metrics.prediction.labels(model=model.name).observe(float(value))
+        return raw
+
+    def _model(self, request: Request) -> ServedModel:
+        params = request.path_params
+        name = params.get("name") or request.query_params.get("model")
+        version = params.get("version") or request.query_params.get("version")
+        return self.catalog.get(name, version)
+
+    async def _json(self, request: Request) -> Any:
+        started = time.perf_counter()
+        body = await read_body(request, self.config.max_body_bytes)
+        data = inputs.parse_json(body, max_depth=self.config.max_json_depth)
+        self.metrics.stage.labels(stage="parse").observe(time.perf_counter() - started)
+        return data
+
+    @staticmethod
+    def _headers(model: ServedModel) -> dict[str, str]:
+        return {"X-Forgeml-Model": model.name, "X-Forgeml-Model-Version": str(model.version)}
+
+    # --- routes: predictions -------------------------------------------------------------
+    async def predict(self, request: Request) -> Response:
+        _require_json(request)
+        data = await self._json(request)
+        records = inputs.parse_plain(data)
+        if isinstance(data, dict) and ("model" in data or "version" in data):
+            model = self.catalog.get(data.get("model"), data.get("version"))
+        else:
+            model = self._model(request)
+        raw = await self._predict(request, model, records)
+        return json_response(outputs.plain_body(model, raw), headers=self._headers(model))
+
+    async def v2_infer(self, request: Request) -> Response:
+        _require_json(request)
+        model = self._model(request)
+        data = await self._json(request)
+        records, request_id, wanted = inputs.parse_v2(data)
+        raw = await self._predict(request, model, records)
+        body = outputs.v2_body(model, raw, request_id, wanted)
+        return json_response(body, headers=self._headers(model))
+
+    async def invocations(self, request: Request) -> Response:
+        model = self._model(request)
+        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        if content_type in ("text/csv", "application/csv"):
+            body = await read_body(request, self.config.max_body_bytes)
+            records = inputs.parse_csv(body, model.schema)
+        elif content_type in ("application/json", ""):
+            records = inputs.parse_mlflow(await self._json(request), model.schema)
+        else:
+            raise RequestError(
+                f"unsupported content type '{content_type}' (use application/json or text/csv)",
+                status=415,
+            )
+        raw = await self._predict(request, model, records)
+        return json_response(outputs.mlflow_body(model, raw), headers=self._headers(model))
+
+    # --- routes: health and metadata -----------------------------------------------------
+    async def live(self, request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        ok = self.catalog.ready and not self.draining
+        return json_response({"ready": ok}, status=200 if ok else 503)
+
+    async def ping(self, request: Request) -> Response:
+        ok = self.catalog.ready and not self.draining
+        return PlainTextResponse("\n" if ok else "not ready\n", status_code=200 if ok else 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        return json_response(
+            {
+                "name": "forgeml",
+                "version": __version__,
+                "extensions": ["model_repository_reload", "mlflow_scoring", "metrics"],
+                "models": [
+                    {"name": m.name, "version": str(m.version), "aliases": m.aliases}
+                    for m in self.catalog.models()
+                ],
+            }
+        )
+
+    async def model_metadata(self, request: Request) -> Response:
+        model = self._model(request)
+        kinds = {"int": "FP64", "float": "FP64", "bool": "BOOL"}
+        body = {
+            "name": model.name,
+            "versions": [str(m.version) for m in self.catalog.models() if m.name == model.name],
+            "platform": "forgeml",
+            "inputs": [
+                {
+                    "name": col,
+                    "datatype": kinds.get(kind, "BYTES"),
+                    "shape": [-1],
+                    "parameters": {"forgeml_type": kind},
+                }
+                for col, kind in model.schema.items()
+            ],
+            "outputs": [
+                {
+                    "name": name,
+                    "datatype": "FP64" if name.startswith("proba_") else "BYTES",
+                    "shape": [-1],
+                }
+                for name in (["prediction"] + [f"proba_{c}" for c in model.classes])
+            ],
+            "parameters": {
+                "version": str(model.version),
+                "aliases": model.aliases,
+                "task": model.task.subtype,
+            },
+        }
+        return json_response(body, headers=self._headers(model))
+
+    async def model_ready(self, request: Request) -> Response:
+        model = self._model(request)
+        return json_response(
+            {"name": model.name, "ready": not self.draining}, headers=self._headers(model)
+        )
+
+    async def metrics_page(self, request: Request) -> Response:
+        content, content_type = self.metrics.render()
+        return Response(content, media_type=content_type)
+
+    async def openapi(self, request: Request) -> Response:
+        from forgeml.serving.openapi import openapi_document
+
+        return json_response(openapi_document(ROUTES))
+
+    async def docs(self, request: Request) -> Response:
+        from forgeml.serving.openapi import docs_page
+
+        return Response(docs_page(ROUTES), media_type="text/html")
+
+    # --- routes: admin -------------------------------------------------------------------
+    async def reload(self, request: Request) -> Response:
+        changes = await self._reload()
+        models = [
+            {"name": m.name, "version": m.version, "aliases": m.aliases}
+            for m in self.catalog.models()
+        ]
+        return json_response({"changes": changes, "models": models})
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type not in ("application/json", ""):
+        raise RequestError(
+            f"unsupported content type '{content_type}' (use application/json)", status=415
+        )
+
+
+def _predictor(model: ServedModel, metrics: ServerMetrics) -> Callable[[list[Any]], np.ndarray]:
+    """The batch function: raw rows to raw predictions, timing the two stages."""
+    bundle = model.bundle
+    features_stage = metrics.stage.labels(stage="features")
+    predict_stage = metrics.stage.labels(stage="predict")
+
+    def predict(rows: list[Any]) -> np.ndarray:
+        started = time.perf_counter()
+        matrix = bundle.records_matrix(rows)
+        middle = time.perf_counter()
+        raw: np.ndarray = bundle.estimator.predict(matrix)
+        features_stage.observe(middle - started)
+        predict_stage.observe(time.perf_counter() - middle)
+        return raw
+
+    return predict
