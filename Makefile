@@ -26,8 +26,8 @@ demo: $(VENV)/.core-installed
 	$(VENV)/bin/forgeml demo --workdir demo
 
 lint: $(VENV)/.dev-installed
-	$(VENV)/bin/ruff check src tests bench examples docs
-	$(VENV)/bin/ruff format --check src tests bench examples docs
+	$(VENV)/bin/ruff check src tests bench examples docs deploy
+	$(VENV)/bin/ruff format --check src tests bench examples docs deploy
 
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy

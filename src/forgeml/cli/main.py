@@ -13,7 +13,17 @@ import sys
 
 import typer
 
-from forgeml.cli import config_cmd, demo_cmd, init_cmd, models_cmd, predict_cmd, run_cmd
+from forgeml.cli import (
+    config_cmd,
+    demo_cmd,
+    deploy_cmd,
+    init_cmd,
+    loadtest_cmd,
+    models_cmd,
+    predict_cmd,
+    run_cmd,
+    serve_cmd,
+)
 
 __all__ = ["app", "main"]
 
@@ -29,8 +39,11 @@ app.command("init")(init_cmd.init)
 app.command("run")(run_cmd.run)
 app.command("predict")(predict_cmd.predict)
 app.command("demo")(demo_cmd.demo)
+app.command("serve")(serve_cmd.serve)
+app.command("loadtest")(loadtest_cmd.loadtest)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(deploy_cmd.app, name="deploy")
 
 
 @app.command("version")
