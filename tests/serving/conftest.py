@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -52,12 +53,18 @@ def served_registry(tmp_path_factory: pytest.TempPathFactory, flights_sample: pl
 
 
 def make_client(
-    registry: Path, models: list[str], *, env: dict[str, str] | None = None, **options: object
+    registry: Path,
+    models: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    access_stream: Any = None,
+    **options: object,
 ) -> TestClient:
-    options = {"access_log": False, **options}
+    options = {"access_log": access_stream is not None, **options}
     config = ServeConfig(models=models, registry=str(registry), **options)  # type: ignore[arg-type]
     service = PredictionService(config, env=env if env is not None else {})
-    return TestClient(build_app(service), raise_server_exceptions=False)
+    app = build_app(service, access_stream=access_stream)
+    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from starlette.routing import Route
 from tests.serving.conftest import ADMIN_KEY, make_client
 
 from forgeml.errors import ConfigError
@@ -16,13 +15,7 @@ def _path(template: str) -> str:
 
 
 def test_the_table_is_the_app(client) -> None:
-    served = {
-        (m, r.path)
-        for r in client.app.routes
-        if isinstance(r, Route)
-        for m in (r.methods or [])
-        if m != "HEAD"
-    }
+    served = {(m, r.path) for r in client.app.routes for m in r.methods}
     assert served == {(spec.method, spec.path) for spec in ROUTES}
 
 
@@ -79,3 +72,11 @@ def test_openapi_lists_every_route(client) -> None:
     assert "/v2/models/{name}/infer" in page and "http" not in page.split("<body>")[1].replace(
         "/openapi.json", ""
     )
+
+
+def test_head_and_wrong_methods_on_the_route_table(client) -> None:
+    head = client.head("/v2/health/live")
+    assert head.status_code == 200
+    wrong = client.delete("/v2/health/live")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+    assert "not allowed" in wrong.json()["error"]

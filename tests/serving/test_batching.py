@@ -118,3 +118,31 @@ def test_stop_waits_for_the_batch_inside_the_model() -> None:
         assert pending.done() and pending.result() == [7]
 
     asyncio.run(run())
+
+
+def test_small_batches_run_on_the_loop_while_the_model_is_fast() -> None:
+    where: list[str] = []
+    delay = [0.0]
+
+    def predict(rows: list[int]) -> list[int]:
+        where.append("thread" if threading.current_thread().name.startswith("forgeml") else "loop")
+        time.sleep(delay[0])
+        return rows
+
+    async def run() -> None:
+        batcher = MicroBatcher(predict, inline_rows=32)
+        batcher.start()
+        await batcher.submit([1])  # no cost known yet: the thread
+        await batcher.submit([1])  # cheap: on the loop
+        delay[0] = 0.05
+        await batcher.submit([1])  # still on the loop, and now known to be slow
+        await batcher.submit([1])  # so the thread, where timeouts keep working
+        await batcher.submit(list(range(40)))  # more rows than inline_rows: the thread
+        delay[0] = 0.0
+        for _ in range(12):  # cheap again: the average decays, back to the loop
+            await batcher.submit([1])
+        await batcher.stop()
+
+    asyncio.run(run())
+    assert where[:5] == ["thread", "loop", "loop", "thread", "thread"]
+    assert where[-1] == "loop"

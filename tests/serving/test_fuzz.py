@@ -36,6 +36,7 @@ def test_no_input_produces_a_server_error(case, server: Server) -> None:
         case.path,
         response.status_code,
         response.text[:300],
+        server.log_tail(),
     )
     content_type = response.headers.get("content-type") or ""
     if isinstance(content_type, list):  # schemathesis keeps every value of a header

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import logging
 
 import polars as pl
 from tests.serving.conftest import make_client
@@ -31,15 +31,23 @@ def test_metrics_names_and_labels(client, flights_rows: pl.DataFrame) -> None:
     assert 'route="unmatched"' in client.get("/metrics").text  # raw paths never become labels
 
 
-def test_request_ids_and_access_log(served_registry, flights_rows, caplog) -> None:
+def test_request_ids_and_access_log(served_registry, flights_rows) -> None:
     rows = json.loads(flights_rows.head(2).write_json())
-    with make_client(served_registry, ["flights"], access_log=True) as c:
-        caplog.set_level(logging.INFO, logger="forgeml.access")
+    stream = io.BytesIO()
+    with make_client(served_registry, ["flights"], access_stream=stream) as c:
         echoed = c.post("/predict", json={"records": rows}, headers={"X-Request-ID": "abc-123"})
         assert echoed.headers["x-request-id"] == "abc-123"
         fresh = c.get("/v2/health/ready")
         assert len(fresh.headers["x-request-id"]) == 32
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "forgeml.access"]
+        c.get("/no/such/route")
+    # Lines are buffered and written at the latest when the server stops.
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 3
     predict = next(line for line in lines if line["request_id"] == "abc-123")
     assert predict["route"] == "/predict" and predict["status"] == 200 and predict["rows"] == 2
     assert predict["model"] == "flights" and predict["version"] == "1" and predict["ms"] > 0
+    assert predict["method"] == "POST" and predict["client"]
+    ready = next(line for line in lines if line["route"] == "/v2/health/ready")
+    assert ready["request_id"] == fresh.headers["x-request-id"] and ready["model"] is None
+    unknown = next(line for line in lines if line["status"] == 404)
+    assert unknown["route"] == "unmatched" and unknown["path"] == "/no/such/route"

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "FORGEML_ADMIN_KEY": ADMIN_KEY}
+        # The server's stderr, for failure messages; closed in _close().
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -48,12 +51,12 @@ class Server:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                message = self.proc.stderr.read().decode() if self.proc.stderr else "server died"
+                message = self.log_tail() or "server died"
                 self._close()
                 raise RuntimeError(message)
             try:
@@ -74,9 +77,13 @@ class Server:
         self._close()
         return int(self.proc.returncode)
 
+    def log_tail(self, size: int = 4000) -> str:
+        """The end of what the server wrote on stderr so far."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-size:]
+
     def _close(self) -> None:
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self._log.close()
 
 
 @pytest.fixture
@@ -176,6 +183,28 @@ def test_sigterm_drains_in_flight_requests(registry_copy: Path, flights_rows: pl
     assert server.stop() in (0, -signal.SIGTERM)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/v2/health/live", timeout=2)
+
+
+def test_a_slow_client_gets_408_and_holds_up_no_one(registry_copy: Path, rows: list[dict]) -> None:
+    for server in _server(registry_copy, "flights@champion", "--timeout", "1"):
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"rec'
+            )
+            started = time.monotonic()
+            fast = httpx.post(f"{server.url}/predict", json={"records": rows})
+            assert fast.status_code == 200  # served while the slow body trickles
+            slow.settimeout(10)
+            answer = b""
+            while b"did not arrive" not in answer:
+                chunk = slow.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert b"did not arrive within 1 s" in answer
+            assert time.monotonic() - started < 6
 
 
 def test_several_workers(registry_copy: Path, rows: list[dict]) -> None:

@@ -26,8 +26,16 @@ def serve(
         int, typer.Option(help="Most rows per model call (micro-batching).")
     ] = 256,
     batch_wait_ms: Annotated[
-        float, typer.Option(help="When busy, how long a batch may wait for more requests.")
-    ] = 2.0,
+        float,
+        typer.Option(
+            help="When busy, how long a batch may wait for more requests (0: take what "
+            "is waiting; batches still grow with load)."
+        ),
+    ] = 0.0,
+    model_threads: Annotated[
+        int,
+        typer.Option(help="Threads per model call (more cores: use --workers)."),
+    ] = 1,
     max_queue_rows: Annotated[
         int, typer.Option(help="Rows waiting for the model before new requests get 503.")
     ] = 4096,
@@ -67,6 +75,7 @@ def serve(
         workers=workers,
         batch_rows=batch_rows,
         batch_wait_ms=batch_wait_ms,
+        model_threads=model_threads,
         max_queue_rows=max_queue_rows,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         max_batch_rows=max_batch_rows,

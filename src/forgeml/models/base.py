@@ -123,6 +123,14 @@ class FittedEstimator(ABC):
             f"n_features={self.n_features}, best_iteration={self.best_iteration})"
         )
 
+    def set_predict_threads(self, threads: int | None) -> None:
+        """Threads per :meth:`predict` call: ``None`` lets the library use every core (batch
+        scoring); 1 suits a server, whose many small calls would otherwise pay for — and
+        spin — a pool of threads each time. Estimators without threads ignore it."""
+        self.predict_threads = threads
+
+    predict_threads: int | None = None
+
     def predict(self, X: Any) -> np.ndarray:
         """``(n, k)`` class probabilities, or ``(n,)`` values for regression (float64)."""
         matrix = as_matrix(X)

@@ -70,6 +70,11 @@ class FittedEnsemble(FittedEstimator):
             params={"members": [m.adapter for m in members], "weights": self.weights},
         )
 
+    def set_predict_threads(self, threads: int | None) -> None:
+        super().set_predict_threads(threads)
+        for member in self.members:
+            member.set_predict_threads(threads)
+
     def _predict(self, X: Matrix) -> np.ndarray:
         out: np.ndarray | None = None
         for member, weight in zip(self.members, self.weights, strict=True):

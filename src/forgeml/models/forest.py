@@ -60,6 +60,10 @@ class RandomForestEstimator(FittedEstimator):
         super().__init__(**common)
         self.model = model
 
+    def set_predict_threads(self, threads: int | None) -> None:
+        super().set_predict_threads(threads)
+        self.model.n_jobs = threads
+
     def _predict(self, X: Matrix) -> np.ndarray:
         if self.subtype == "regression":
             return np.asarray(self.model.predict(X), dtype=np.float64)

@@ -72,7 +72,9 @@ class LightGBMEstimator(FittedEstimator):
         self.n_iterations = n_iterations
 
     def _predict(self, X: Matrix) -> np.ndarray:
-        raw = np.asarray(self.booster.predict(X, num_iteration=self.n_iterations), dtype=np.float64)
+        extra = {} if self.predict_threads is None else {"num_threads": self.predict_threads}
+        raw = self.booster.predict(X, num_iteration=self.n_iterations, **extra)
+        raw = np.asarray(raw, dtype=np.float64)
         if self.subtype == "binary":
             return np.column_stack([1.0 - raw, raw])
         return raw

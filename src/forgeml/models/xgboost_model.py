@@ -88,6 +88,10 @@ class XGBoostEstimator(FittedEstimator):
         self.n_iterations = n_iterations
         self.sparse_input = sparse_input
 
+    def set_predict_threads(self, threads: int | None) -> None:
+        super().set_predict_threads(threads)
+        self.booster.set_param({"nthread": threads or 0})  # 0: every core
+
     def _predict(self, X: Matrix) -> np.ndarray:
         raw = self.booster.inplace_predict(_layout(X, self.sparse_input))
         out = np.asarray(raw, dtype=np.float64)

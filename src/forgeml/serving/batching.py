@@ -1,8 +1,9 @@
 """Adaptive micro-batching: concurrent requests share one model call.
 
 Requests queue their rows; one worker task takes everything waiting (up to
-``batch_rows``) and runs the model once, in a thread, while the event loop keeps accepting
-requests. When the server is idle a request is computed at once — no artificial wait — and
+``batch_rows``) and runs the model once: in a thread, while the event loop keeps accepting
+requests — or, for batches of at most ``inline_rows`` rows of a model whose small calls
+take under :data:`INLINE_SECONDS`, on the loop itself, which costs less than the hand-off. When the server is idle a request is computed at once — no artificial wait — and
 the queue is empty again by the time the next one arrives; under load, requests that
 arrive during a model call form the next batch, so throughput grows with load. When the
 previous batch had company, the worker may wait ``batch_wait_ms`` for more. When more than
@@ -35,6 +36,11 @@ from forgeml.errors import ServiceError
 
 __all__ = ["BatchStats", "MicroBatcher"]
 
+# A small batch runs on the event loop itself (no hand-off to the model thread) while its
+# calls take less than this on average; a slower model always runs in the thread, where
+# the loop keeps answering health checks and enforcing timeouts meanwhile.
+INLINE_SECONDS = 0.002
+
 
 @dataclass
 class BatchStats:
@@ -62,12 +68,15 @@ class MicroBatcher:
         batch_rows: int = 256,
         batch_wait_ms: float = 0.0,
         max_queue_rows: int = 4096,
+        inline_rows: int = 0,
         stats: BatchStats | None = None,
     ) -> None:
         self.predict = predict
         self.batch_rows = batch_rows
         self.batch_wait = batch_wait_ms / 1000.0
         self.max_queue_rows = max_queue_rows
+        self.inline_rows = inline_rows
+        self._small_cost: float | None = None  # seconds per call of a small batch
         self.stats = stats or BatchStats()
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
@@ -143,7 +152,11 @@ class MicroBatcher:
             started = time.perf_counter()
             self._busy = True
             try:
-                outputs = await loop.run_in_executor(self._pool, self.predict, rows)
+                small = len(rows) <= self.inline_rows
+                if small and self._small_cost is not None and self._small_cost < INLINE_SECONDS:
+                    outputs = self.predict(rows)
+                else:
+                    outputs = await loop.run_in_executor(self._pool, self.predict, rows)
             except Exception as exc:  # every caller of the batch gets the error
                 for item in batch:
                     if not item.future.done():
@@ -152,6 +165,9 @@ class MicroBatcher:
             finally:
                 self._busy = False
             elapsed = time.perf_counter() - started
+            if small:  # a moving average, so one slow call sends the next ones to the thread
+                cost = self._small_cost
+                self._small_cost = elapsed if cost is None else 0.8 * cost + 0.2 * elapsed
             self._last_requests = len(batch)
             self.stats.batches += 1
             self.stats.rows += len(rows)

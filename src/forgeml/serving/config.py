@@ -30,7 +30,9 @@ class ServeConfig:
     request (504), ``max_queue_rows`` waiting for inference before shedding (503 with
     ``Retry-After``). Micro-batching: requests that arrive while a batch is computed join
     the next one, up to ``batch_rows``; ``batch_wait_ms`` > 0 lets a batch wait that long
-    for company when the server is busy.
+    for company when the server is busy. ``model_threads`` per model call: 1 by default,
+    since a server's many small calls gain nothing from a thread pool that then spins
+    against the event loop; more cores are used with ``workers``.
     """
 
     models: list[str]
@@ -40,7 +42,8 @@ class ServeConfig:
     port: int = 8080
     workers: int = 1
     batch_rows: int = 256
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
+    model_threads: int = 1
     max_queue_rows: int = 4096
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_rows: int = 10_000
@@ -62,6 +65,7 @@ class ServeConfig:
             "workers": self.workers >= 1,
             "batch_rows": self.batch_rows >= 1,
             "batch_wait_ms": self.batch_wait_ms >= 0,
+            "model_threads": self.model_threads >= 1,
             "max_queue_rows": self.max_queue_rows >= 1,
             "max_body_bytes": self.max_body_bytes >= 1024,
             "max_batch_rows": self.max_batch_rows >= 1,
