@@ -220,3 +220,18 @@ def test_inconsistent_metadata_is_refused(case, fitted, save_meta, tmp_path, cha
     meta = save_meta(fitted(name, subtype), tmp_path)
     with pytest.raises(ArtifactIntegrityError):
         load_estimator(tmp_path, {**meta, **change})
+
+
+def test_prediction_threads_change_nothing_but_speed(case, splits, fitted, tmp_path) -> None:
+    name, subtype = case
+    split = splits[subtype]
+    fitted_estimator = fitted(name, subtype)
+    fitted_estimator.save(tmp_path)
+    # A loaded model, as the server has it (a fresh object: the fixture's stays as it was).
+    estimator = load_estimator(tmp_path, json.loads(json.dumps(fitted_estimator.to_meta())))
+    everyone = estimator.predict(split.X_test)
+    estimator.set_predict_threads(1)
+    assert estimator.predict_threads == 1
+    np.testing.assert_array_equal(estimator.predict(split.X_test), everyone)
+    estimator.set_predict_threads(None)
+    np.testing.assert_array_equal(estimator.predict(split.X_test), everyone)
