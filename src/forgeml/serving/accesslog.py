@@ -3,7 +3,9 @@
 Formatting a line costs a couple of microseconds (orjson); writing is batched — the lines
 of many requests go out in one ``write`` every ``interval`` seconds, when ``max_lines``
 are waiting, and when the server stops — so a busy server does not make one system call
-per request. A line therefore appears up to ``interval`` seconds after its response.
+per request. A line therefore appears up to ``interval`` seconds after its response. Each
+write holds whole lines and at most 4 KiB, so processes sharing one stdout (``--workers``)
+never interleave parts of lines.
 
 >>> import io
 >>> stream = io.BytesIO()
@@ -21,6 +23,31 @@ import contextlib
 from typing import Any, BinaryIO
 
 __all__ = ["AccessLog"]
+
+
+# Writes of at most PIPE_BUF bytes to a pipe are atomic: with ``--workers``, several
+# processes share one stdout, and bigger writes could interleave halves of lines.
+_PIPE_BUF = 4096
+
+
+def _blocks(lines: list[bytes]) -> list[bytes]:
+    """Whole lines joined into blocks of at most ``_PIPE_BUF`` bytes (a longer line alone).
+
+    >>> [len(b) for b in _blocks([b"x" * 3000, b"y" * 3000, b"z" * 10])]
+    [3001, 3012]
+    """
+    blocks: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) + 1 > _PIPE_BUF:
+            blocks.append(b"\n".join(current) + b"\n")
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        blocks.append(b"\n".join(current) + b"\n")
+    return blocks
 
 
 class AccessLog:
@@ -46,8 +73,9 @@ class AccessLog:
             return
         lines, self._lines = self._lines, []
         with contextlib.suppress(OSError, ValueError):  # a closed stdout must not stop serving
-            self.stream.write(b"\n".join(lines) + b"\n")
-            self.stream.flush()
+            for block in _blocks(lines):
+                self.stream.write(block)
+                self.stream.flush()
 
     def start(self) -> None:
         """Flush every ``interval`` seconds from the running event loop."""
