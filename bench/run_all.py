@@ -39,6 +39,9 @@ ORDER = [
     "quality_vs_flaml",
     "quality_vs_flaml_matched",
     "features_throughput",
+    "features_latency",
+    "serving",
+    "batch_scoring",
 ]
 
 
