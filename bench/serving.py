@@ -489,9 +489,10 @@ def report(results, answers, setup, use_wrk, bento, args) -> None:
             "The p99 check is open loop for 20 s (requests at fixed times, latency counted "
             "from each request's due time) with forgeml loadtest, which also takes CPU from "
             "the server.",
-            "Peers serve the same LightGBM (same rows, trees, learning rate, leaves) in the "
-            "scikit-learn pipeline their users would write; each server keeps its default "
-            "access log (forgeml's JSON lines and BentoML's), the echo has none.",
+            "Peers serve the same LightGBM (same rows, trees and hyper-parameters) in the "
+            "scikit-learn pipeline their users would write, predicting with one thread "
+            "(n_jobs=1) as forgeml does; each server keeps its default access log "
+            "(forgeml's JSON lines and BentoML's), the echo has none.",
         ],
     }
     write_result(NAME, data, args.out)
