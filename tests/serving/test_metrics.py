@@ -38,6 +38,7 @@ def test_page_lists_every_documented_series() -> None:
     metrics.batch_size.observe(8)
     metrics.inflight = 3
     metrics.queue_rows = lambda: 5
+    metrics.set_drift("churn", "age", "psi", 0.25)
     page = metrics.render()[0].decode()
     for line in (
         'forgeml_requests_total{code="200",model="churn",route="/predict",version="2"} 2.0',
@@ -50,6 +51,7 @@ def test_page_lists_every_documented_series() -> None:
         "forgeml_queue_rows 5.0",
         'forgeml_prediction_value_bucket{le="0.7",model="churn"} 1.0',
         'forgeml_prediction_value_count{model="churn"} 1.0',
+        'forgeml_feature_drift_score{feature="age",method="psi",model="churn"} 0.25',
     ):
         assert line in page, line
     # The page parses as the Prometheus text format.

@@ -5,7 +5,8 @@ use: ``forgeml_requests_total{model,version,route,code}``,
 ``forgeml_request_duration_seconds{route}``, ``forgeml_stage_duration_seconds{stage}``
 (parse, features, predict), ``forgeml_batch_size`` (rows per model call),
 ``forgeml_inflight_requests``, ``forgeml_queue_rows``, ``forgeml_model_info{model,version,
-alias}`` and ``forgeml_prediction_value{model}``. Routes are label values by template
+alias}``, ``forgeml_prediction_value{model}`` and ``forgeml_feature_drift_score{model,
+feature,method}``. Routes are label values by template
 (``/v2/models/{name}/infer``), never raw paths, so label cardinality stays bounded.
 
 Recording is on the request path, so it is a dictionary lookup and a list increment — no
@@ -97,6 +98,7 @@ class ServerMetrics:
         self.inflight = 0
         self.models: list[tuple[str, str, str]] = []
         self.queue_rows: Callable[[], int] = lambda: 0
+        self.drift: dict[tuple[str, str, str], float] = {}
 
     # --- recording -----------------------------------------------------------------------
     def count(self, model: str, version: str, route: str, code: int, seconds: float) -> None:
@@ -122,6 +124,10 @@ class ServerMetrics:
             for model in models
             for alias in (model.aliases or [""])
         ]
+
+    def set_drift(self, model: str, feature: str, method: str, score: float) -> None:
+        """``forgeml_feature_drift_score``: the latest drift score of one feature."""
+        self.drift[(model, feature, method)] = score
 
     # --- the page ------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:
@@ -177,6 +183,14 @@ class _Collector:
         for labels in m.models:
             info.add_metric(list(labels), 1)
         yield info
+        drift = core.GaugeMetricFamily(
+            "forgeml_feature_drift_score",
+            "Latest drift score per feature and method (PSI, KS, JS) against the reference.",
+            labels=["model", "feature", "method"],
+        )
+        for labels, score in list(m.drift.items()):
+            drift.add_metric(list(labels), score)
+        yield drift
         yield self._histograms(
             "forgeml_prediction_value",
             "Predicted values (regression) or positive-class probabilities (binary).",
