@@ -42,6 +42,7 @@ ORDER = [
     "features_latency",
     "serving",
     "batch_scoring",
+    "drift_vs_evidently",
 ]
 
 
