@@ -96,3 +96,20 @@ def test_empty_windows_and_tables_are_refused() -> None:
         Profile.build(frame, {"y": "float"})
     with pytest.raises(DataError, match="invalid reference profile"):
         Profile.from_dict({"rows": 1})
+
+
+def test_every_registered_model_carries_its_training_profile(tmp_path, flights_sample) -> None:
+    from tests.workflow.conftest import small_spec
+
+    import forgeml
+
+    data = flights_sample.head(3_000).drop("arr_delay", "arr_time", "air_time")
+    registry = tmp_path / "reg"
+    forgeml.run(small_spec(None, registry, tuning={"budget": {"trials": 1}}), data=data)
+    (path,) = list(registry.rglob("profile.json"))
+    profile = Profile.from_dict(json.loads(path.read_text()))
+    assert {"dep_delay", "carrier", "origin", "__prediction__"} <= set(profile.columns)
+    prediction = profile.columns["__prediction__"]
+    assert 0.0 <= prediction.quantiles[0] <= prediction.quantiles[-1] <= 1.0
+    # The training rows themselves do not drift from their own profile.
+    assert _drifted(detect_drift(profile, data)) == set()

@@ -27,7 +27,7 @@ __all__ = ["MISSING", "OTHER", "CategoricalProfile", "NumericProfile", "Profile"
 OTHER = "__other__"
 MISSING = "__missing__"
 NUMERIC = ("int", "float", "bool")
-CATEGORICAL = ("string", "categorical", "id", "text")
+CATEGORICAL = ("string", "categorical")  # ids and free text have no useful distribution
 _QUANTILES = [i / 100 for i in range(101)]
 
 
@@ -73,6 +73,14 @@ class Profile:
             elif kind in CATEGORICAL:
                 columns[name] = _categorical(series.cast(pl.String), top_k)
         return cls(frame.height, columns)
+
+    def with_numeric(self, name: str, values: Any, *, bins: int = 10) -> Profile:
+        """This profile plus one numeric column from an array (predictions, say)."""
+        import numpy as np
+        import polars as pl
+
+        series = pl.Series(name, np.asarray(values, dtype=np.float64))
+        return Profile(self.rows, {**self.columns, name: _numeric(series, bins)})
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "columns": {k: asdict(v) for k, v in self.columns.items()}}

@@ -37,6 +37,7 @@ class Prepared:
     # the training rows, and folds over that sample.
     tune_rows: np.ndarray | None = None
     tune_folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+    profile: Any = None  # monitoring.Profile of the raw training rows
 
     @property
     def X_tune(self) -> Any:
@@ -132,6 +133,10 @@ def prepare(
         raise DataError("no usable feature: every column is the target, dropped, an id or empty")
     reporter.info(f"{X_train.shape[1]} features from {len(fitted.input_columns)} columns")
     prepared = Prepared(task, reports, fitted, X_train, y_train, X_test, y_test, folds, notes)
+    # What drift checks compare live traffic with, so they never re-read the training set.
+    from forgeml.monitoring import Profile
+
+    prepared.profile = Profile.build(valid[train_idx], dict(fitted.input_columns))
     if tune is not None:
         prepared.tune_rows, prepared.tune_folds = tune
         reporter.info(

@@ -245,6 +245,26 @@ def _run(
     )
 
 
+PROFILE_FILE = "profile.json"
+PREDICTION_COLUMN = "__prediction__"
+
+
+def _write_profile(out: outputs.Outcome, bundle: Any, path: Path) -> None:
+    """The training rows' profile plus the held-out predictions' (positive-class
+    probability, or value), for drift checks against live traffic."""
+    profile = out.prepared.profile
+    if profile is None:
+        return
+    X_test = out.prepared.X_test
+    if X_test is not None and X_test.shape[0] > 0:
+        raw = np.asarray(bundle.estimator.predict(X_test), dtype=np.float64)
+        if raw.ndim == 1:
+            profile = profile.with_numeric(PREDICTION_COLUMN, raw)
+        elif raw.shape[1] == 2:
+            profile = profile.with_numeric(PREDICTION_COLUMN, raw[:, 1])
+    path.write_text(json.dumps(profile.to_dict()))
+
+
 def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, float]) -> Any:
     """Save the bundle with its report and summary, then commit run + version at once."""
     from forgeml.models.bundle import make_bundle
@@ -277,6 +297,7 @@ def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, flo
         _write_report(context, staging / "report.html")
         summary = json.dumps(outputs.summary(out), indent=2, default=str)
         (staging / "summary.json").write_text(summary)
+        _write_profile(out, bundle, staging / PROFILE_FILE)
         with workspace.open_registry(create=True) as registry:
             commit = registry.commit_run(
                 outputs.run_record(out),
