@@ -10,6 +10,7 @@ Contenders, one at a time, each in its own process with one worker:
 * ``echo``: FastAPI + uvicorn (uvloop, httptools, no access log) returning the request body;
 * ``forgeml``: ``forgeml serve adult@champion`` with its defaults (micro-batching, JSON
   access log on, written to a file), ``POST /predict`` ``{"records": [row]}``;
+* ``forgeml-logging``: the same with ``--prediction-log`` (every prediction to Parquet);
 * ``forgeml-nobatch``: the same with ``--batch-rows 1`` (every request its own model call);
 * ``mlflow``: ``mlflow models serve --env-manager local`` of the peer pipeline saved with
   ``mlflow.sklearn``, ``POST /invocations`` ``{"dataframe_records": [row]}``;
@@ -154,6 +155,18 @@ def contenders(work: Path, registry: Path, bento_python: Path | None) -> dict[st
         },
         "forgeml": {
             "cmd": lambda p: [*forgeml, "--port", str(p)],
+            "health": "/v2/health/ready",
+            "path": "/predict",
+            "body": "records",
+        },
+        "forgeml-logging": {
+            "cmd": lambda p: [
+                *forgeml,
+                "--port",
+                str(p),
+                "--prediction-log",
+                str(work / "predlog"),
+            ],
             "health": "/v2/health/ready",
             "path": "/predict",
             "body": "records",
@@ -330,6 +343,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help="run only these")
     parser.add_argument("--no-wrk", action="store_true", help="use forgeml loadtest")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--title", default=None, help="a title for the result file")
     args = parser.parse_args()
     levels = [int(c) for c in args.connections.split(",")]
     use_wrk = shutil.which("wrk") is not None and not args.no_wrk
@@ -421,6 +435,14 @@ def goals(results: list[dict[str, Any]], levels: list[int]) -> tuple[bool | None
                 half["p99_ms"] <= 10,
             )
         )
+    for c in levels:
+        ours, logged = _get(results, "forgeml", c), _get(results, "forgeml-logging", c)
+        if ours and logged:
+            ratio = logged["rps"] / ours["rps"]
+            checks.append(
+                (f"c={c}: with the prediction log {ratio:.2f}x the throughput without (goal ≥ 0.9x)",
+                 ratio >= 0.9)
+            )  # fmt: skip
     ours, solo = _get(results, "forgeml", levels[-1]), _get(results, "forgeml-nobatch", levels[-1])
     if ours and solo:
         checks.append(
@@ -461,8 +483,9 @@ def report(results, answers, setup, use_wrk, bento, args) -> None:
         )
     generator = "wrk 4 (-t1)" if use_wrk else "forgeml loadtest (Python, shares the CPUs)"
     data = {
-        "title": "Serving: forgeml serve vs mlflow models serve vs BentoML vs a bare echo",
-        "command": "bench/serving.py",
+        "title": args.title
+        or "Serving: forgeml serve vs mlflow models serve vs BentoML vs a bare echo",
+        "command": " ".join(["bench/serving.py", *(f"--only {o}" for o in args.only)]),
         "date": now_iso(),
         "machine": machine_info(),
         "versions": peers,
@@ -478,8 +501,13 @@ def report(results, answers, setup, use_wrk, bento, args) -> None:
         "answers_for_the_same_row": answers,
         "table": {"headers": headers, "rows": rows},
         "goal": {
-            "text": "forgeml ≥ 2× MLflow and ≥ BentoML throughput, ≥ 60% of the bare echo, "
-            "p99 ≤ 10 ms at half its max throughput, batching > no batching at 64 connections",
+            "text": (
+                "with the prediction log on, throughput ≥ 90% of forgeml's without it "
+                "(and p99 ≤ 10 ms at half the max)"
+                if {r["server"] for r in results} == {"forgeml", "forgeml-logging"}
+                else "forgeml ≥ 2× MLflow and ≥ BentoML throughput, ≥ 60% of the bare echo, "
+                "p99 ≤ 10 ms at half its max throughput, batching > no batching at 64 connections"
+            ),
             "measured": "; ".join(lines),
             "met": met,
         },

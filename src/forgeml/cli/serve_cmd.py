@@ -61,6 +61,14 @@ def serve(
         bool, typer.Option(help="Accept (and ignore) columns the model does not read.")
     ] = False,
     access_log: Annotated[bool, typer.Option(help="JSON access log lines on stdout.")] = True,
+    prediction_log: Annotated[
+        str | None,
+        typer.Option(
+            help="Log every prediction (inputs, outputs, latency) as Parquet files in this "
+            "folder, off the request path.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve MODELS over HTTP: OIP v2 (/v2/...), MLflow (/invocations) and /predict."""
     from forgeml.cli.output import err_console
@@ -84,6 +92,7 @@ def serve(
         admin=admin,
         allow_extra_columns=allow_extra_columns,
         access_log=access_log,
+        prediction_log=prediction_log,
     )
     err_console.print(
         f"serving {', '.join(models)} on http://{host}:{port} "

@@ -208,6 +208,8 @@ class ServingApp:
             name = model.name if model is not None else ""
             version = str(model.version) if model is not None else ""
             metrics.count(name, version, route, status, elapsed)
+            if status == 200 and "log" in state:
+                self.service.log_predictions(state, request_id, elapsed)
             if self.access_log is not None:
                 self.access_log.write(
                     {

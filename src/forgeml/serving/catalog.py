@@ -34,6 +34,7 @@ class ServedModel:
     source: str
     aliases: list[str] = field(default_factory=list)
     batcher: Any = None  # set by the app: the micro-batcher feeding this model
+    decoder: Any = None  # set by the app: raw outputs -> logged predictions and scores
 
     @property
     def schema(self) -> dict[str, str]:

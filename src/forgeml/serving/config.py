@@ -53,6 +53,7 @@ class ServeConfig:
     admin: bool | None = None  # None: on when an admin key is configured
     allow_extra_columns: bool = False
     access_log: bool = True
+    prediction_log: str | None = None  # a folder: every prediction, as Parquet files
     drain_seconds: float = 30.0
 
     def __post_init__(self) -> None:

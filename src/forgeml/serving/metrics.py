@@ -99,6 +99,7 @@ class ServerMetrics:
         self.models: list[tuple[str, str, str]] = []
         self.queue_rows: Callable[[], int] = lambda: 0
         self.drift: dict[tuple[str, str, str], float] = {}
+        self.log_dropped: Callable[[], int] = lambda: 0
 
     # --- recording -----------------------------------------------------------------------
     def count(self, model: str, version: str, route: str, code: int, seconds: float) -> None:
@@ -183,6 +184,11 @@ class _Collector:
         for labels in m.models:
             info.add_metric(list(labels), 1)
         yield info
+        yield core.CounterMetricFamily(
+            "forgeml_prediction_log_dropped",
+            "Predictions not logged because the prediction log's queue was full.",
+            value=m.log_dropped(),
+        )
         drift = core.GaugeMetricFamily(
             "forgeml_feature_drift_score",
             "Latest drift score per feature and method (PSI, KS, JS) against the reference.",

@@ -13,7 +13,12 @@ import numpy as np
 
 from forgeml.tasks.metrics import hard_labels
 
-__all__ = ["columns_of", "mlflow_body", "plain_body", "v2_body"]
+__all__ = ["columns_of", "labels", "mlflow_body", "plain_body", "v2_body"]
+
+
+def labels(model: Any, raw: np.ndarray) -> list[Any]:
+    """The predicted label of each row (the same threshold as ``forgeml predict``)."""
+    return _labels(model, raw)
 
 
 def _labels(model: Any, raw: np.ndarray) -> list[Any]:

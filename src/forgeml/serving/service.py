@@ -27,6 +27,7 @@ from forgeml.serving.catalog import ModelCatalog, ServedModel
 from forgeml.serving.config import ServeConfig
 from forgeml.serving.http import content_type, json_response, read_body
 from forgeml.serving.metrics import ServerMetrics
+from forgeml.serving.predlog import PredictionLog
 from forgeml.version import __version__
 
 __all__ = ["ROUTES", "PredictionService", "RouteSpec"]
@@ -144,12 +145,18 @@ class PredictionService:
         )
         self.metrics = ServerMetrics()
         self.metrics.queue_rows = lambda: sum(b.queued_rows for b in self._batchers)
+        self.predlog = PredictionLog(config.prediction_log) if config.prediction_log else None
+        if self.predlog is not None:
+            log = self.predlog
+            self.metrics.log_dropped = lambda: log.dropped
         self.draining = False
         self._poller: asyncio.Task[None] | None = None
         self._batchers: list[MicroBatcher] = []
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        if self.predlog is not None:
+            self.predlog.start()
         await self.catalog.reload()
         self._attach_batchers()
         _freeze_heap()
@@ -162,6 +169,8 @@ class PredictionService:
             self._poller.cancel()
         for batcher in self._batchers:
             await batcher.stop()
+        if self.predlog is not None:
+            await self.predlog.close()
 
     async def _poll(self) -> None:
         assert self.config.poll_seconds is not None
@@ -233,6 +242,8 @@ class PredictionService:
                 f"the prediction took longer than {self.config.timeout_seconds:g} s",
                 retry_after=1.0,
             ) from None
+        if self.predlog is not None:
+            state["log"] = (records, raw)  # written by the app once the answer is out
         if model.task.is_binary or model.task.kind == "regression":
             observe = self.metrics.predictions(model.name).observe
             for value in (raw[:, 1] if model.task.is_binary else raw).tolist():
@@ -266,6 +277,24 @@ class PredictionService:
                 f"the request body did not arrive within {self.config.timeout_seconds:g} s",
                 status=408,
             ) from None
+
+    def log_predictions(self, state: dict[str, Any], request_id: str, seconds: float) -> None:
+        """Queue a successful request's rows in the prediction log (never blocks)."""
+        if self.predlog is None or "log" not in state:
+            return
+        records, raw = state["log"]
+        model = state["model"]
+        if model.decoder is None:
+            model.decoder = _decoder(model)
+        self.predlog.record(
+            request_id=request_id,
+            model=model.name,
+            version=model.version,
+            records=records,
+            raw=raw,
+            decode=model.decoder,
+            latency_ms=seconds * 1000,
+        )
 
     @staticmethod
     def _headers(model: ServedModel) -> dict[str, str]:
@@ -393,6 +422,19 @@ class PredictionService:
             for m in self.catalog.models()
         ]
         return json_response({"changes": changes, "models": models})
+
+
+def _decoder(model: ServedModel) -> Callable[[np.ndarray], tuple[list[Any], list[float] | None]]:
+    """Raw outputs of many rows -> their predictions (labels or values) and scores
+    (positive-class probability, value, or none for multiclass), vectorised."""
+
+    def decode(raw: np.ndarray) -> tuple[list[Any], list[float] | None]:
+        if model.task.kind == "regression":
+            values = np.asarray(raw, dtype=np.float64).tolist()
+            return values, values
+        return outputs.labels(model, raw), raw[:, 1].tolist() if model.task.is_binary else None
+
+    return decode
 
 
 def _freeze_heap() -> None:

@@ -1,0 +1,69 @@
+"""Every served prediction lands in the prediction log, off the request path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from tests.serving.conftest import make_client
+
+from forgeml.errors import ConfigError
+from forgeml.serving.predlog import PredictionLog
+
+
+def test_served_predictions_are_logged_with_their_request_ids(
+    served_registry: Path, flights_rows: pl.DataFrame, tmp_path: Path
+) -> None:
+    rows = json.loads(flights_rows.head(5).write_json())
+    folder = tmp_path / "log"
+    answers = []
+    with make_client(served_registry, ["flights"], prediction_log=str(folder)) as client:
+        for i in range(4):
+            response = client.post(
+                "/predict", json={"records": rows[: i + 1]}, headers={"X-Request-ID": f"r{i}"}
+            )
+            assert response.status_code == 200
+            answers.append(response.json())
+        assert client.post("/predict", json={"records": [{}]}).status_code == 422
+    # Written at the latest when the server stops.
+    logged = pl.read_parquet(folder / "**" / "*.parquet")
+    assert logged.height == 1 + 2 + 3 + 4  # rows, not requests; the 422 is not logged
+    assert sorted(set(logged["request_id"])) == ["r0", "r1", "r2", "r3"]
+    last = logged.filter(pl.col("request_id") == "r3").sort("row")
+    assert last["score"].to_list() == [p[1] for p in answers[3]["probabilities"]]
+    assert [json.loads(p) for p in last["prediction"]] == answers[3]["predictions"]
+    assert json.loads(last["inputs"][0]) == rows[0]
+    assert set(logged["model"]) == {"flights"} and set(logged["version"]) == {"1"}
+    assert (logged["latency_ms"] > 0).all()
+    assert not list(folder.rglob(".*.tmp"))  # no half-written file left
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, max_queue_rows=5)
+    row = {"x": 1}
+    for i in range(4):
+        log.record(
+            request_id=f"r{i}", model="m", version=1, records=[row, row],
+            raw=np.array([0.1, 0.9]), decode=lambda raw: (raw.tolist(), raw.tolist()),
+            latency_ms=1.0,
+        )  # fmt: skip
+    assert log.dropped == 4  # the third and fourth requests did not fit
+    log.flush()
+    assert log.written == 4 and log.files == 1
+
+
+def test_the_dropped_count_is_exported(served_registry: Path, tmp_path: Path) -> None:
+    with make_client(served_registry, ["flights"], prediction_log=str(tmp_path)) as client:
+        client.app.service.predlog.dropped = 7
+        page = client.get("/metrics").text
+    assert "forgeml_prediction_log_dropped_total 7.0" in page
+
+
+def test_an_unusable_log_folder_is_a_start_up_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="--prediction-log"):
+        PredictionLog(blocker / "log")
