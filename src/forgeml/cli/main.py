@@ -20,6 +20,7 @@ from forgeml.cli import (
     init_cmd,
     loadtest_cmd,
     models_cmd,
+    monitor_cmd,
     predict_cmd,
     run_cmd,
     serve_cmd,
@@ -44,6 +45,7 @@ app.command("loadtest")(loadtest_cmd.loadtest)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(deploy_cmd.app, name="deploy")
+app.add_typer(monitor_cmd.app, name="monitor")
 
 
 @app.command("version")

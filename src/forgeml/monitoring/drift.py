@@ -4,8 +4,10 @@ Numeric columns: the population stability index over the reference's decile bins
 Kolmogorov–Smirnov statistic against the reference's 101 quantiles (with its asymptotic
 p-value). Categorical columns: PSI over the reference's categories (rarer ones pooled as
 ``__other__``), the chi-square test and the Jensen–Shannon distance. A column drifts when
-an *effect size* passes its threshold — PSI ≥ 0.2, KS ≥ 0.1, JS ≥ 0.1 — not when a p-value
-is small: on a million rows every difference is "significant". Every pass over the current
+an *effect size* passes its threshold — PSI ≥ 0.2, KS ≥ 0.1, JS ≥ 0.1 — *and* the
+difference is significant (KS or chi-square p < 0.01): a small p-value alone means little
+on a million rows, where every difference is "significant", and a large effect size alone
+means little on a few hundred rows, where a high-cardinality column's shares are noise. Every pass over the current
 data is a vectorised bucket count, so a million rows by fifty columns takes seconds.
 
 >>> import polars as pl
@@ -26,7 +28,7 @@ from forgeml.monitoring.profile import OTHER, CategoricalProfile, NumericProfile
 
 __all__ = ["THRESHOLDS", "FeatureDrift", "detect_drift", "psi"]
 
-THRESHOLDS = {"psi": 0.2, "ks": 0.1, "js": 0.1}
+THRESHOLDS = {"psi": 0.2, "ks": 0.1, "js": 0.1, "p_value": 0.01}
 _EPS = 1e-4
 
 
@@ -94,9 +96,10 @@ def _numeric(name: str, ref: NumericProfile, series: Any, limits: dict[str, floa
     n_ref = ref.n * (1 - ref.missing_share)
     effective = n * n_ref / (n + n_ref) if n_ref > 0 else n
     p_ks = float(kolmogorov(ks * math.sqrt(effective))) if ks > 0 else 1.0
+    significant = p_ks < limits["p_value"]  # small windows: noise is not drift
     return [
-        FeatureDrift(name, "psi", score_psi, None, score_psi >= limits["psi"], n),
-        FeatureDrift(name, "ks", ks, p_ks, ks >= limits["ks"], n),
+        FeatureDrift(name, "psi", score_psi, None, significant and score_psi >= limits["psi"], n),
+        FeatureDrift(name, "ks", ks, p_ks, significant and ks >= limits["ks"], n),
     ]
 
 
@@ -123,8 +126,9 @@ def _categorical(name: str, ref: CategoricalProfile, series: Any, limits: dict[s
     expected = smoothed / smoothed.sum() * n
     chi2, p_chi2 = chisquare(current, expected)
     js = float(jensenshannon(reference, share, base=2))
+    significant = float(p_chi2) < limits["p_value"]  # small windows: noise is not drift
     return [
-        FeatureDrift(name, "psi", score_psi, None, score_psi >= limits["psi"], n),
+        FeatureDrift(name, "psi", score_psi, None, significant and score_psi >= limits["psi"], n),
         FeatureDrift(name, "chi2", float(chi2), float(p_chi2), False, n),
-        FeatureDrift(name, "js", js, None, js >= limits["js"], n),
+        FeatureDrift(name, "js", js, None, significant and js >= limits["js"], n),
     ]
