@@ -24,6 +24,8 @@ from forgeml.errors import DataError
 
 __all__ = ["MISSING", "OTHER", "CategoricalProfile", "NumericProfile", "Profile"]
 
+PROFILE_FILE = "profile.json"  # the profile registered with every model
+PREDICTION_COLUMN = "__prediction__"  # the model's scores, profiled like a numeric column
 OTHER = "__other__"
 MISSING = "__missing__"
 NUMERIC = ("int", "float", "bool")

@@ -17,9 +17,6 @@ from forgeml.errors import DataError, DataSourceError, UsageError
 
 __all__ = ["DriftResult", "drift_check"]
 
-PROFILE_FILE = "profile.json"
-PREDICTION = "__prediction__"
-
 
 @dataclass
 class DriftResult:
@@ -55,7 +52,7 @@ def drift_check(
     max_rows: int = 1_000_000,
 ) -> DriftResult:
     """Drift of ``source``'s rows (at most ``max_rows``, the first ones) against ``ref``."""
-    from forgeml.monitoring import Profile, detect_drift
+    from forgeml.monitoring import PROFILE_FILE, Profile, detect_drift
     from forgeml.workflow.workspace import Workspace
 
     if max_rows < 1:
@@ -116,6 +113,8 @@ def _from_source(source: str, max_rows: int) -> tuple[Any, bool]:
 def _from_log(folder: str, model: str, max_rows: int) -> tuple[Any, bool]:
     import polars as pl
 
+    from forgeml.monitoring import PREDICTION_COLUMN
+
     root = Path(folder)
     files = sorted(root.rglob("*.parquet")) if root.is_dir() else []
     if not files:
@@ -127,4 +126,4 @@ def _from_log(folder: str, model: str, max_rows: int) -> tuple[Any, bool]:
     truncated = logged.height > max_rows
     logged = logged.head(max_rows)
     inputs = pl.DataFrame([json.loads(text) for text in logged["inputs"].to_list()])
-    return inputs.with_columns(logged["score"].alias(PREDICTION)), truncated
+    return inputs.with_columns(logged["score"].alias(PREDICTION_COLUMN)), truncated

@@ -44,6 +44,7 @@ class Outcome:
         self.versions = versions
         self.started_at = started_at
         self.members = members or [(search.best.number, 1.0)]
+        self.test_pred: Any = None  # held-out predictions (raw model output)
 
     @property
     def cv(self) -> dict[str, Any]:

@@ -190,9 +190,10 @@ def _run(
     timer("train", f"{names} on {len(prepared.y_train):,} rows")
     estimator, threshold = _refit(spec, result, prepared, members)
     timer("evaluate", f"{len(prepared.y_test):,} held-out rows")
+    test_pred = estimator.predict(prepared.X_test)
     evaluation = evaluate(
         prepared.y_test,
-        estimator.predict(prepared.X_test),
+        test_pred,
         task,
         threshold=threshold if threshold is not None else 0.5,
     )
@@ -209,6 +210,7 @@ def _run(
         started_at=started_at,
         members=members,
     )
+    out.test_pred = test_pred  # the held-out predictions, profiled with the model
     timer("register", f"{spec.name} in {hide_password(workspace.registry_uri)}")
     version, context = _register(out, workspace, dict(timer.timings))
     timer.stop()
@@ -245,19 +247,17 @@ def _run(
     )
 
 
-PROFILE_FILE = "profile.json"
-PREDICTION_COLUMN = "__prediction__"
-
-
-def _write_profile(out: outputs.Outcome, bundle: Any, path: Path) -> None:
+def _write_profile(out: outputs.Outcome, path: Path) -> None:
     """The training rows' profile plus the held-out predictions' (positive-class
     probability, or value), for drift checks against live traffic."""
+    from forgeml.monitoring import PREDICTION_COLUMN
+
     profile = out.prepared.profile
     if profile is None:
         return
-    X_test = out.prepared.X_test
-    if X_test is not None and X_test.shape[0] > 0:
-        raw = np.asarray(bundle.estimator.predict(X_test), dtype=np.float64)
+    raw = out.test_pred
+    if raw is not None and len(raw) > 0:
+        raw = np.asarray(raw, dtype=np.float64)
         if raw.ndim == 1:
             profile = profile.with_numeric(PREDICTION_COLUMN, raw)
         elif raw.shape[1] == 2:
@@ -267,6 +267,7 @@ def _write_profile(out: outputs.Outcome, bundle: Any, path: Path) -> None:
 
 def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, float]) -> Any:
     """Save the bundle with its report and summary, then commit run + version at once."""
+    from forgeml import monitoring
     from forgeml.models.bundle import make_bundle
     from forgeml.registry import NewVersion
 
@@ -297,7 +298,7 @@ def _register(out: outputs.Outcome, workspace: Workspace, timings: dict[str, flo
         _write_report(context, staging / "report.html")
         summary = json.dumps(outputs.summary(out), indent=2, default=str)
         (staging / "summary.json").write_text(summary)
-        _write_profile(out, bundle, staging / PROFILE_FILE)
+        _write_profile(out, staging / monitoring.PROFILE_FILE)
         with workspace.open_registry(create=True) as registry:
             commit = registry.commit_run(
                 outputs.run_record(out),
