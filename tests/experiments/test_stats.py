@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
@@ -28,8 +28,10 @@ samples = st.lists(
 @settings(max_examples=60)
 @given(samples, samples)
 def test_welch_matches_scipy(a: list[float], b: list[float]) -> None:
-    if np.var(a) == 0 or np.var(b) == 0:
-        return
+    # Near-constant arms are cancellation noise in both implementations
+    # (SciPy warns on them): the comparison only means something with spread.
+    for arm in (a, b):
+        assume(np.ptp(arm) > 1e-6 * max(1.0, float(np.max(np.abs(arm)))))
     effect = welch(Summary.of(a), Summary.of(b))
     expected = sps.ttest_ind(b, a, equal_var=False)
     assert math.isclose(effect.p_value, float(expected.pvalue), rel_tol=1e-6, abs_tol=1e-12)
