@@ -154,7 +154,7 @@ def contenders(work: Path, registry: Path, bento_python: Path | None) -> dict[st
             "body": "records",
         },
         "forgeml": {
-            "cmd": lambda p: [*forgeml, "--port", str(p)],
+            "cmd": lambda p: [*forgeml, "--port", str(p), "--no-log-predictions"],
             "health": "/v2/health/ready",
             "path": "/predict",
             "body": "records",
@@ -172,7 +172,14 @@ def contenders(work: Path, registry: Path, bento_python: Path | None) -> dict[st
             "body": "records",
         },
         "forgeml-nobatch": {
-            "cmd": lambda p: [*forgeml, "--port", str(p), "--batch-rows", "1"],
+            "cmd": lambda p: [
+                *forgeml,
+                "--port",
+                str(p),
+                "--batch-rows",
+                "1",
+                "--no-log-predictions",
+            ],
             "health": "/v2/health/ready",
             "path": "/predict",
             "body": "records",

@@ -11,6 +11,7 @@ import pytest
 from tests.serving.conftest import make_client
 
 from forgeml.errors import ConfigError
+from forgeml.monitoring.store import open_store
 from forgeml.serving.predlog import PredictionLog
 
 
@@ -29,7 +30,7 @@ def test_served_predictions_are_logged_with_their_request_ids(
             answers.append(response.json())
         assert client.post("/predict", json={"records": [{}]}).status_code == 422
     # Written at the latest when the server stops.
-    logged = pl.read_parquet(folder / "**" / "*.parquet")
+    logged = open_store(str(folder), create=False).read("predictions")
     assert logged.height == 1 + 2 + 3 + 4  # rows, not requests; the 422 is not logged
     assert sorted(set(logged["request_id"])) == ["r0", "r1", "r2", "r3"]
     last = logged.filter(pl.col("request_id") == "r3").sort("row")

@@ -64,20 +64,42 @@ def serve(
     prediction_log: Annotated[
         str | None,
         typer.Option(
-            help="Log every prediction (inputs, outputs, latency) as Parquet files in this "
-            "folder, off the request path.",
+            help="Where every prediction (inputs, outputs, latency) is logged, off the "
+            "request path: a folder (Parquet files) or a postgresql:// URL. Default: the "
+            "registry's log (<registry>/logs, or its PostgreSQL database) when serving "
+            "from a registry.",
             show_default=False,
         ),
     ] = None,
+    log_predictions: Annotated[
+        bool,
+        typer.Option(
+            "--log-predictions/--no-log-predictions",
+            help="Log predictions (needed by /v2/feedback, drift checks, reports and A/B).",
+        ),
+    ] = True,
+    drift_seconds: Annotated[
+        float,
+        typer.Option(help="Check logged traffic for drift this often (0: never)."),
+    ] = 60.0,
+    live_window: Annotated[
+        float,
+        typer.Option(help="Seconds of labelled predictions behind the live metrics."),
+    ] = 3600.0,
 ) -> None:
     """Serve MODELS over HTTP: OIP v2 (/v2/...), MLflow (/invocations) and /predict."""
     from forgeml.cli.output import err_console
     from forgeml.serving.config import ServeConfig
     from forgeml.serving.server import serve as run
 
+    uri = registry_uri(registry)
+    if not log_predictions:
+        prediction_log = None
+    elif prediction_log is None:
+        prediction_log = _default_log(models, uri)
     config = ServeConfig(
         models=models,
-        registry=registry_uri(registry),
+        registry=uri,
         host=host,
         port=port,
         workers=workers,
@@ -93,9 +115,27 @@ def serve(
         allow_extra_columns=allow_extra_columns,
         access_log=access_log,
         prediction_log=prediction_log,
+        drift_seconds=drift_seconds,
+        live_window_seconds=live_window,
     )
     err_console.print(
         f"serving {', '.join(models)} on http://{host}:{port} "
         f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs, metrics at /metrics"
     )
+    if prediction_log:
+        from forgeml.config.redact import hide_password
+
+        err_console.print(
+            f"logging predictions to {hide_password(prediction_log)} (--no-log-predictions: off)"
+        )
     run(config)
+
+
+def _default_log(models: list[str], uri: str) -> str | None:
+    """The registry's log when a model comes from the registry (not a model folder)."""
+    from pathlib import Path
+
+    from forgeml.registry.location import default_log_location
+
+    from_registry = any("@" in m or not Path(m, "forgeml-model.json").is_file() for m in models)
+    return default_log_location(uri) if from_registry else None

@@ -30,6 +30,7 @@ __all__ = [
     "DB_FILE",
     "Location",
     "check_creatable_dir",
+    "default_log_location",
     "ensure_writable_dir",
     "hide_password",
     "locate",
@@ -39,6 +40,7 @@ __all__ = [
 DB_FILE = "registry.db"
 ARTIFACTS_DIR = "artifacts"
 DEFAULT_FOLDER = ".forgeml"
+LOGS_DIR = "logs"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _DRIVERS = {
     "postgres": "postgresql+psycopg",
@@ -103,6 +105,24 @@ def locate(uri: str = DEFAULT_FOLDER, artifacts: str | None = None) -> Location:
         display=url.render_as_string(hide_password=True),
         sqlite_file=sqlite_file,
     )
+
+
+def default_log_location(uri: str = DEFAULT_FOLDER) -> str:
+    """Where the prediction log of a registry's models lives unless told otherwise: the
+    ``logs`` folder beside a file registry, or the PostgreSQL database of a URL registry
+    (its own tables).
+
+    >>> default_log_location("/srv/forgeml")
+    '/srv/forgeml/logs'
+    >>> default_log_location("postgresql://ml@db/reg")
+    'postgresql+psycopg://ml@db/reg'
+    """
+    loc = locate(uri)
+    if loc.folder is not None:
+        return str(loc.folder / LOGS_DIR)
+    if loc.sqlite_file is not None:
+        return str(loc.sqlite_file.parent / LOGS_DIR)
+    return loc.url.render_as_string(hide_password=False)
 
 
 def _parse_url(uri: str) -> URL:

@@ -2,14 +2,16 @@
 
 A request hands its rows to :meth:`PredictionLog.record`, which only appends to a bounded
 in-memory queue — it never blocks and never does I/O. Every ``flush_seconds`` (or as soon
-as ``flush_rows`` wait) what is queued becomes one Arrow table, written by a writer thread
-as one Parquet file under ``folder/date=YYYY-MM-DD/`` (written to a temporary name, then renamed: a
-reader never sees half a file). When the queue is full, new rows are dropped and counted
-(``dropped``, exported as ``forgeml_prediction_log_dropped_total``) instead of slowing
-requests down.
+as ``flush_rows`` wait) what is queued becomes one Arrow table, handed to a writer thread
+that appends it to the log store (:mod:`forgeml.monitoring.store`: Parquet files in a
+folder, or PostgreSQL tables). When the queue is full, new rows are dropped and counted
+(``dropped``, exported as ``forgeml_prediction_log_dropped_total`` and written to the
+store as ``log_dropped`` events, so reports show them) instead of slowing requests down.
+Feedback (delayed ground truth) goes through the same queue and writer.
 
-Each row: ``request_id``, ``ts`` (UTC), ``model``, ``version``, ``variant`` (null outside
-experiments), ``row`` (its position in the request), ``inputs`` (the row's JSON),
+Each prediction row: ``request_id``, ``ts`` (UTC), ``model``, ``version``, ``variant`` and
+``unit`` (set inside experiments), ``shadow`` (a challenger's answer that was not
+returned), ``row`` (its position in the request), ``inputs`` (the row's JSON),
 ``prediction`` (JSON: the label or value), ``score`` (positive-class probability or value,
 null for multiclass) and ``latency_ms`` of the whole request.
 """
@@ -18,16 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from forgeml.errors import ConfigError
+from forgeml.errors import ConfigError, ForgeError
 
 __all__ = ["Decoder", "PredictionLog"]
 
@@ -35,11 +35,15 @@ __all__ = ["Decoder", "PredictionLog"]
 Decoder = Callable[[Any], tuple[list[Any], list[float] | None]]
 
 
+# the fields of a queued entry (one request)
+DECODE = 9
+
+
 def _runs_by_decoder(entries: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     """Consecutive entries with the same decoder (the same model version), in order."""
     runs: list[list[tuple[Any, ...]]] = []
     for entry in entries:
-        if runs and runs[-1][0][7] is entry[7]:
+        if runs and runs[-1][0][DECODE] is entry[DECODE]:
             runs[-1].append(entry)
         else:
             runs.append([entry])
@@ -51,23 +55,29 @@ class PredictionLog:
 
     def __init__(
         self,
-        folder: str | Path,
+        location: str | Path,
         *,
         max_queue_rows: int = 100_000,
         flush_rows: int = 10_000,
         flush_seconds: float = 0.25,
+        write_seconds: float = 5.0,
+        write_rows: int = 50_000,
     ) -> None:
-        self.folder = Path(folder)
+        from forgeml.monitoring.store import open_store
+
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"--prediction-log {folder}: cannot create it ({exc})") from None
-        if not os.access(self.folder, os.W_OK):
-            raise ConfigError(f"--prediction-log {folder}: not writable")
+            self.store = open_store(str(location), create=True)
+        except ForgeError as exc:  # the store names the location (without a password)
+            raise ConfigError(f"--prediction-log: {exc}") from None
         self.max_queue_rows = max_queue_rows
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
+        self.write_seconds = write_seconds
+        self.write_rows = write_rows
+        self._pending: list[tuple[str, Any, int]] = []  # taken, not yet written
         self.dropped = 0
+        self.errors = 0  # failed writes (a full disk, a lost database)
+        self.last_error = ""
         self.written = 0
         self.files = 0
         self._queue: deque[tuple[Any, ...]] = deque()  # one entry per request
@@ -75,7 +85,8 @@ class PredictionLog:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeml-predlog")
-        self._sequence = 0
+        self._feedback: list[dict[str, Any]] = []
+        self._dropped_by_model: dict[str, int] = {}
 
     # --- the request side ----------------------------------------------------------------
     def record(
@@ -89,6 +100,8 @@ class PredictionLog:
         decode: Decoder,
         latency_ms: float,
         variant: str | None = None,
+        unit: str | None = None,
+        shadow: bool = False,
     ) -> None:
         """Queue one request's rows and raw model output; drops (and counts) them when the
         queue is full. ``decode(raw) -> (predictions, scores)`` runs later, on whole
@@ -96,11 +109,20 @@ class PredictionLog:
         n = len(records)
         if self._queued_rows + n > self.max_queue_rows:
             self.dropped += n
+            self._dropped_by_model[model] = self._dropped_by_model.get(model, 0) + n
             return
-        entry = (request_id, time.time(), model, str(version), variant, records, raw)
-        self._queue.append((*entry, decode, latency_ms))
+        entry = (request_id, time.time(), model, str(version), variant, unit, shadow, records)
+        self._queue.append((*entry, raw, decode, latency_ms))
         self._queued_rows += n
         if self._queued_rows >= self.flush_rows and self._wake is not None:
+            self._wake.set()
+
+    def record_feedback(self, rows: list[dict[str, Any]]) -> None:
+        """Queue feedback rows (the store's ``feedback`` columns; ``ts`` is set here).
+        Feedback is never dropped: it is small, and each row was acknowledged."""
+        now = int(time.time() * 1_000_000)
+        self._feedback.extend({**row, "ts": now} for row in rows)
+        if self._wake is not None:
             self._wake.set()
 
     # --- the writer ----------------------------------------------------------------------
@@ -119,37 +141,82 @@ class PredictionLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        table = self._take()
-        if table is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._write, *table)
+        tables, self._pending = [*self._pending, *self._take()], []
+        if tables:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._pool, self._write, tables)
+            except (OSError, ForgeError) as exc:
+                self.errors += 1
+                self.last_error = str(exc)
         self._pool.shutdown(wait=True)
+        self.store.close()
 
     async def _run(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
+        last_write = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
             self._wake.clear()
-            table = self._take()
-            if table is not None:
-                with contextlib.suppress(OSError):  # a full disk must not stop serving
-                    await loop.run_in_executor(self._pool, self._write, *table)
+            # Tables are built often, in short bursts (the event loop is not held for
+            # long); they are written less often, together (fewer, larger files).
+            self._pending += self._take()
+            rows = sum(n for kind, _, n in self._pending if kind == "predictions")
+            due = loop.time() - last_write >= self.write_seconds or rows >= self.write_rows
+            if not self._pending or not due:
+                continue
+            tables, self._pending = self._pending, []
+            last_write = loop.time()
+            try:
+                await loop.run_in_executor(self._pool, self._write, tables)
+            except (OSError, ForgeError) as exc:  # a full disk must not stop serving
+                self.errors += 1
+                self.last_error = str(exc)
 
     def flush(self) -> None:
         """Write what is queued now, in the calling thread."""
-        table = self._take()
-        if table is not None:
-            self._write(*table)
+        tables, self._pending = [*self._pending, *self._take()], []
+        if tables:
+            self._write(tables)
 
-    def _take(self) -> tuple[Any, str, int] | None:
-        """Everything queued as one Arrow table (and its day, and its row count)."""
+    def _take(self) -> list[tuple[str, Any, int]]:
+        """Everything queued, as Arrow tables per kind: ``(kind, table, rows)``."""
+        import pyarrow as pa
+
+        out: list[tuple[str, Any, int]] = []
+        if self._queue:
+            out.append(self._take_predictions())
+        if self._feedback:
+            rows, self._feedback = self._feedback, []
+            table = pa.Table.from_pylist(rows)
+            table = table.set_column(
+                table.schema.get_field_index("ts"),
+                "ts",
+                table["ts"].cast(pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            )
+            out.append(("feedback", table, len(rows)))
+        if self._dropped_by_model:
+            dropped, self._dropped_by_model = self._dropped_by_model, {}
+            now = int(time.time() * 1_000_000)
+            events = pa.table(
+                {
+                    "ts": pa.array([now] * len(dropped), pa.int64()).cast(
+                        pa.timestamp("us", tz="UTC")
+                    ),
+                    "model": pa.array(list(dropped), pa.string()),
+                    "kind": pa.array(["log_dropped"] * len(dropped), pa.string()),
+                    "count": pa.array(list(dropped.values()), pa.int64()),
+                }
+            )
+            out.append(("events", events, len(dropped)))
+        return out
+
+    def _take_predictions(self) -> tuple[str, Any, int]:
         import numpy as np
         import orjson
         import pyarrow as pa
 
-        if not self._queue:
-            return None
         entries = list(self._queue)
         self._queue.clear()
         self._queued_rows = 0
@@ -158,24 +225,28 @@ class PredictionLog:
         models: list[str] = []
         versions: list[str] = []
         variants: list[str | None] = []
+        units: list[str | None] = []
+        shadows: list[bool] = []
         rows: list[int] = []
         inputs: list[bytes] = []
         predictions: list[bytes] = []
         scores: list[float | None] = []
         latency: list[float] = []
         for group in _runs_by_decoder(entries):
-            decode = group[0][7]
-            raw = np.concatenate([np.asarray(e[6]) for e in group])
+            decode = group[0][DECODE]
+            raw = np.concatenate([np.asarray(e[DECODE - 1]) for e in group])
             labels, values = decode(raw)
             predictions += [orjson.dumps(p, default=str) for p in labels]
             scores += values if values is not None else [None] * len(labels)
-            for rid, t, model, version, variant, records, _, _, ms in group:
+            for rid, t, model, version, variant, unit, shadow, records, _, _, ms in group:
                 n = len(records)
                 ids += [rid] * n
                 ts += [int(t * 1_000_000)] * n
                 models += [model] * n
                 versions += [version] * n
                 variants += [variant] * n
+                units += [unit] * n
+                shadows += [shadow] * n
                 rows += range(n)
                 inputs += [orjson.dumps(r, default=str) for r in records]
                 latency += [ms] * n
@@ -186,6 +257,8 @@ class PredictionLog:
                 "model": pa.array(models, pa.string()),
                 "version": pa.array(versions, pa.string()),
                 "variant": pa.array(variants, pa.string()),
+                "unit": pa.array(units, pa.string()),
+                "shadow": pa.array(shadows, pa.bool_()),
                 "row": pa.array(rows, pa.int32()),
                 "inputs": pa.array(inputs, pa.binary()).cast(pa.string()),
                 "prediction": pa.array(predictions, pa.binary()).cast(pa.string()),
@@ -193,18 +266,18 @@ class PredictionLog:
                 "latency_ms": pa.array(latency, pa.float64()),
             }
         )
-        day = datetime.fromtimestamp(entries[0][1], UTC).strftime("%Y-%m-%d")
-        return table, day, len(ids)
+        return "predictions", table, len(ids)
 
-    def _write(self, table: Any, day: str, n: int) -> None:
-        import pyarrow.parquet as pq
+    def _write(self, tables: list[tuple[str, Any, int]]) -> None:
+        """One store write per kind (the writer thread)."""
+        import pyarrow as pa
 
-        folder = self.folder / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
-        self._sequence += 1
-        name = f"part-{int(time.time() * 1000)}-{os.getpid()}-{self._sequence:06d}.parquet"
-        tmp = folder / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(folder / name)
-        self.written += n
-        self.files += 1
+        for kind in ("predictions", "feedback", "events"):
+            parts = [(table, n) for k, table, n in tables if k == kind]
+            if not parts:
+                continue
+            table = pa.concat_tables([t for t, _ in parts], promote_options="permissive")
+            self.store.write(kind, table)
+            if kind == "predictions":
+                self.written += sum(n for _, n in parts)
+                self.files += 1
