@@ -19,7 +19,7 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -108,7 +108,14 @@ def write_report(ctx: ReportContext, path: Path) -> Path:
     """Render and write the report to ``path`` atomically (a temporary file in the same
     folder, fsynced, then ``os.replace``): a reader sees the old file or the new one,
     never half of one. Returns ``path``."""
-    text = render_report(ctx)
+    return write_text_atomically(render_report(ctx), path)
+
+
+def write_text_atomically(text: str, path: Path, *, mode: int | None = None) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder (fsynced,
+    then ``os.replace``): a reader sees the old file or the new one, never half of one,
+    and a failure leaves nothing behind. ``mode``: the file's permissions (mkstemp's
+    0600 otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -117,6 +124,8 @@ def write_report(ctx: ReportContext, path: Path) -> Path:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        if mode is not None:
+            Path(tmp).chmod(mode)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -128,19 +137,25 @@ def _load_template(name: str) -> str:
     return resources.files("forgeml.evaluation").joinpath("templates", name).read_text("utf-8")
 
 
-@functools.cache
-def _environment() -> jinja2.Environment:
+def jinja_environment(load: Callable[[str], str], **filters: Any) -> jinja2.Environment:
+    """The HTML reports' Jinja2 environment: autoescaped, strict about undefined names,
+    with the number filters (``num``, ``pct``, ``secs``, ``val``) and ``filters``."""
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(_load_template),
+        loader=jinja2.FunctionLoader(load),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_number, pct=fmt_percent, secs=fmt_seconds, val=fmt_value)
+    env.filters.update(num=fmt_number, pct=fmt_percent, secs=fmt_seconds, val=fmt_value, **filters)
     return env
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja_environment(_load_template)
 
 
 def _svg(svg: str, prefix: str) -> Any:
