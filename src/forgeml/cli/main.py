@@ -14,6 +14,7 @@ import sys
 import typer
 
 from forgeml.cli import (
+    ab_cmd,
     config_cmd,
     demo_cmd,
     deploy_cmd,
@@ -46,6 +47,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(ab_cmd.app, name="ab")
 
 
 @app.command("version")

@@ -14,16 +14,22 @@
     runs            (run_id PK, name, status, started_at, ended_at, seed, config, ...)
     run_params      (run_id, key) PK, value (JSON)
     run_metrics     (run_id, key) PK, value (float; NaN stored as NULL on SQLite)
+    experiments     (id PK, model, name, status, spec, started_at, concluded_at)
+                    UNIQUE (model, name); at most one running per model     (since v2)
 
 JSON documents are stored as text with Python's ``json`` (which round-trips NaN and
 infinities exactly) so both backends hold the same bytes. Timestamps are stored in UTC and
 come back timezone-aware. Constraint names follow a fixed convention so migrations can refer
 to them.
 
+Migrations are additive: opening a database of an older schema version creates the tables
+it lacks (under the schema lock, in one write transaction) and records the new version;
+from then on an older forgeml refuses it rather than ignore what it does not know.
+
 >>> sorted(metadata.tables)[:3]
-['alias_events', 'aliases', 'forgeml_schema']
+['alias_events', 'aliases', 'experiments']
 >>> SCHEMA_VERSION
-1
+2
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ __all__ = [
     "check_schema_version",
     "create_schema",
     "ensure_schema",
+    "experiments",
     "forgeml_schema",
     "metadata",
+    "migrate_schema",
     "model_versions",
     "models",
     "read_schema_version",
@@ -57,7 +65,7 @@ __all__ = [
     "version_files",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 NAME_LEN = 64
 KEY_LEN = 250
@@ -210,6 +218,30 @@ alias_events = sa.Table(
     sa.Index(None, "model", "alias", "id"),
 )
 
+# Since schema version 2. The spec column holds the whole Experiment record; model, name,
+# status and the timestamps are copied out of it for queries and constraints.
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.ForeignKey("models.name"), nullable=False),
+    sa.Column("name", sa.String(NAME_LEN), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("spec", JSONText, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("concluded_at", UTCDateTime),
+    sa.UniqueConstraint("model", "name"),
+    # The database itself refuses a second running experiment of one model, whatever the
+    # writers do (they also check first, under the model lock, to say which one runs).
+    sa.Index(
+        "uq_experiments_running_model",
+        "model",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
 
 def read_schema_version(conn: Connection) -> int | None:
     """The schema version recorded in the database, or None for an empty database."""
@@ -249,10 +281,23 @@ def create_schema(conn: Connection) -> None:
         )
 
 
+def migrate_schema(conn: Connection) -> None:
+    """Bring an older schema up to :data:`SCHEMA_VERSION`: create the tables it lacks (every
+    migration so far is additive) and record the version. The caller holds the schema lock
+    inside a write transaction; a database already migrated is left as it is."""
+    version = read_schema_version(conn)
+    if version is None or version >= SCHEMA_VERSION:
+        return
+    metadata.create_all(conn, checkfirst=True)
+    conn.execute(
+        forgeml_schema.update().where(forgeml_schema.c.id == 1).values(version=SCHEMA_VERSION)
+    )
+
+
 def ensure_schema(db: Database, display: str, *, create: bool) -> None:
     """Check the schema version, creating the schema first on an empty database when
-    ``create`` (else :class:`ModelNotFound`: no registry there). A database written by a
-    newer forgeml is refused rather than misread."""
+    ``create`` (else :class:`ModelNotFound`: no registry there) and migrating an older one.
+    A database written by a newer forgeml is refused rather than misread."""
     with db.read() as conn:
         version = read_schema_version(conn)
     if version is None:
@@ -262,6 +307,18 @@ def ensure_schema(db: Database, display: str, *, create: bool) -> None:
             db.lock_schema(conn)
             create_schema(conn)
             version = read_schema_version(conn)
+    elif version < SCHEMA_VERSION:
+        try:
+            with db.write() as conn:
+                db.lock_schema(conn)
+                migrate_schema(conn)
+                version = read_schema_version(conn)
+        except RegistryError as exc:
+            raise type(exc)(
+                f"the registry at {display} has schema version {version} and cannot be "
+                f"upgraded to {SCHEMA_VERSION} ({exc})",
+                hint="open it once with write access to upgrade it",
+            ) from exc
     check_schema_version(version, display)
 
 
@@ -271,7 +328,7 @@ def check_schema_version(version: int | None, display: str) -> None:
     >>> check_schema_version(SCHEMA_VERSION + 1, "reg")
     Traceback (most recent call last):
     ...
-    forgeml.errors.RegistryError: the registry at reg has schema version 2, newer than this forgeml supports (1): upgrade forgeml
+    forgeml.errors.RegistryError: the registry at reg has schema version 3, newer than this forgeml supports (2): upgrade forgeml
     """
     if version is not None and version > SCHEMA_VERSION:
         raise RegistryError(

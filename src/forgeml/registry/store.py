@@ -18,16 +18,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from forgeml.errors import ModelNotFound, RegistryError, UsageError
+from forgeml.experiments.spec import Experiment
 from forgeml.registry import aliases as alias_ops
+from forgeml.registry import experiments as experiment_ops
 from forgeml.registry.artifacts import ArtifactStore, Installed, Staged
 from forgeml.registry.database import Database
 from forgeml.registry.location import Location, ensure_writable_dir, locate, no_registry
@@ -417,6 +421,75 @@ class Registry:
             change = alias_ops.rollback_alias(conn, name, alias, at=at)
             touch_model(conn, name, at)
             return change
+
+    # -- experiments --------------------------------------------------------------------
+
+    def start_experiment(self, experiment: Experiment) -> Experiment:
+        """Start ``experiment``: every variant resolved to the version it names now (kept
+        for the experiment's life), its start recorded. Refuses a model that already runs
+        an experiment (even when two start at once) and a name the model already used."""
+        at = _now()
+        with self._model_write(experiment.model, at) as conn:
+            return experiment_ops.insert(conn, experiment, at=at)
+
+    def running_experiments(self) -> list[Experiment]:
+        """Every running experiment, oldest first (what servers route by)."""
+        with self._db.read() as conn:
+            return experiment_ops.load(conn, status="running")
+
+    def running_experiment(self, model: str) -> Experiment | None:
+        """The running experiment of ``model``, if any."""
+        check_model_name(model)
+        with self._db.read() as conn:
+            return experiment_ops.running(conn, model)
+
+    def get_experiment(self, model: str, name: str | None = None) -> Experiment:
+        """Experiment ``name`` of ``model``, or its latest; :class:`ModelNotFound` if none."""
+        check_model_name(model)
+        with self._db.read() as conn:
+            return experiment_ops.find(conn, model, name)
+
+    def list_experiments(self, model: str | None = None) -> list[Experiment]:
+        """Every experiment (of ``model`` when given), oldest first."""
+        if model is not None:
+            check_model_name(model)
+        with self._db.read() as conn:
+            return experiment_ops.load(conn, model=model)
+
+    def set_experiment_weights(self, model: str, weights: dict[str, float]) -> Experiment:
+        """New traffic weights for the running experiment's variants (summing to 1); units
+        whose variant changes are left out of its analysis from then on."""
+        at = _now()
+        with self._model_write(model, at) as conn:
+            return experiment_ops.set_weights(conn, model, weights, at=at)
+
+    def save_experiment_state(self, model: str, name: str, state: dict[str, Any]) -> None:
+        """Store the sequential test's state after a look at experiment ``name``."""
+        with self._model_write(model, _now()) as conn:
+            experiment_ops.save_state(conn, model, name, state)
+
+    def conclude_experiment(
+        self, model: str, *, promote: str | None = None, rollback: bool = False
+    ) -> tuple[Experiment, AliasChange | None]:
+        """End the running experiment: ``promote`` a variant (its alias moves to that
+        variant's version in the same transaction, recorded like :meth:`set_alias`) or
+        ``rollback`` (nothing moves; the control keeps serving)."""
+        at = _now()
+        with self._model_write(model, at) as conn:
+            done, change = experiment_ops.conclude(
+                conn, model, promote=promote, rollback=rollback, at=at
+            )
+            touch_model(conn, model, at)
+            return done, change
+
+    @contextlib.contextmanager
+    def _model_write(self, name: str, at: datetime) -> Iterator[Connection]:
+        """A write transaction holding the lock of existing model ``name``."""
+        check_model_name(name)
+        with self._db.write() as conn:
+            if not lock_model(conn, self._db, name, create=False, at=at):
+                raise no_such_model(conn, name)
+            yield conn
 
     # -- artifacts ----------------------------------------------------------------------
 
