@@ -97,6 +97,39 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         "short",
         [(f'max by (feature) (forgeml_feature_drift_score{{{SEL},method="psi"}})', "{{feature}}")],
     ),
+    (
+        "Drifted features",
+        "short",
+        [(f"sum by (model) (forgeml_feature_drifted{{{SEL}}})", "{{model}}")],
+    ),
+    (
+        "Live metrics (delayed labels)",
+        "short",
+        [
+            (
+                f"max by (version, variant, metric) (forgeml_live_metric{{{SEL}}})",
+                "v{{version}} {{variant}} {{metric}}",
+            )
+        ],
+    ),
+    (
+        "Feedback per second",
+        "short",
+        [
+            (
+                f"sum by (status) (rate(forgeml_feedback_total{{{SEL}}}[$__rate_interval]))",
+                "{{status}}",
+            )
+        ],
+    ),
+    (
+        "Prediction log: dropped rows and failed writes",
+        "short",
+        [
+            ("sum(rate(forgeml_prediction_log_dropped_total[$__rate_interval]))", "dropped rows/s"),
+            ("sum(rate(forgeml_prediction_log_errors_total[$__rate_interval]))", "failed writes/s"),
+        ],
+    ),
 ]
 
 RULES: list[dict[str, Any]] = [
@@ -145,12 +178,26 @@ RULES: list[dict[str, Any]] = [
     },
     {
         "alert": "ForgemlFeatureDrift",
-        "expr": 'max by (model, feature) (forgeml_feature_drift_score{method="psi"}) >= 0.2',
-        "for": "30m",
+        "expr": "max by (model, feature) (forgeml_feature_drifted) == 1",
+        "for": "15m",
         "labels": {"severity": "warn"},
         "annotations": {
-            "summary": "{{ $labels.model }}: feature {{ $labels.feature }} drifted (PSI {{ $value }})",
-            "description": "PSI of at least 0.2 against the training profile for 30 minutes.",
+            "summary": "{{ $labels.model }}: feature {{ $labels.feature }} drifted",
+            "description": "The server's sliding-window check finds an effect size over its "
+            "threshold (PSI, KS or JS) that is also significant, for 15 minutes: "
+            "see forgeml_feature_drift_score and forgeml monitor report.",
+        },
+    },
+    {
+        "alert": "ForgemlPredictionLogLoss",
+        "expr": "sum by (instance) (rate(forgeml_prediction_log_dropped_total[10m])) + "
+        "sum by (instance) (rate(forgeml_prediction_log_errors_total[10m])) > 0",
+        "for": "10m",
+        "labels": {"severity": "warn"},
+        "annotations": {
+            "summary": "the prediction log of {{ $labels.instance }} is losing rows",
+            "description": "Rows dropped (queue full) or writes failing (disk, database): "
+            "drift checks, reports and experiments see less than was served.",
         },
     },
     {

@@ -57,6 +57,9 @@ def _exported() -> set[str]:
     metrics.batch_size.observe(4)
     metrics.set_models([SimpleNamespace(name="churn", version=3, aliases=["champion"])])
     metrics.set_drift("churn", "age", "psi", 0.05)
+    metrics.drifted[("churn", "age")] = 0.0
+    metrics.count_feedback("churn", "matched")
+    metrics.live = lambda: {("churn", "3", ""): (10, {"accuracy": 0.9})}
     page = metrics.render()[0].decode()
     return {s.name for f in text_string_to_metric_families(page) for s in f.samples}
 

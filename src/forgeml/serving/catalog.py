@@ -35,6 +35,7 @@ class ServedModel:
     aliases: list[str] = field(default_factory=list)
     batcher: Any = None  # set by the app: the micro-batcher feeding this model
     decoder: Any = None  # set by the app: raw outputs -> logged predictions and scores
+    directory: str | None = None  # the verified model folder (profile.json lives there)
 
     @property
     def schema(self) -> dict[str, str]:
@@ -64,6 +65,9 @@ class ModelCatalog:
         self._default: dict[str, ServedModel] = {}  # the version each name serves by default
         self._lock = threading.Lock()
         self.generation = 0
+        # model name -> its running experiment (forgeml.experiments.Experiment), served
+        # models only; every variant's version is loaded and kept.
+        self.experiments: dict[str, Any] = {}
 
     # --- lookups (request path: plain dict reads, no lock) ------------------------------
     def get(self, name: str | None, version: int | str | None = None) -> ServedModel:
@@ -110,6 +114,10 @@ class ModelCatalog:
     def defaults(self) -> dict[str, ServedModel]:
         return dict(self._default)
 
+    def is_default(self, model: ServedModel) -> bool:
+        """Whether ``model`` is what a request naming no version gets."""
+        return self._default.get(model.name) is model
+
     @property
     def ready(self) -> bool:
         return bool(self._default)
@@ -130,13 +138,13 @@ class ModelCatalog:
         versions = dict(self._versions)
         default: dict[str, ServedModel] = {}
         changes: list[str] = []
-        resolved = self._resolve()
+        resolved, experiments, variants = self._resolve()
         for source, (name, version, directory, aliases) in resolved.items():
             key = (name, version)
             model = versions.get(key)
             if model is None:
                 bundle = load_bundle(Path(directory))
-                model = ServedModel(name, version, bundle, source)
+                model = ServedModel(name, version, bundle, source, directory=str(directory))
                 versions[key] = model
                 changes.append(f"loaded {name}@{version} ({source})")
             model.aliases = sorted(set(aliases))
@@ -149,18 +157,37 @@ class ModelCatalog:
             if previous is not None and previous.version != version:
                 changes.append(f"{name}: {previous.version} -> {version} ({source})")
             default[name] = model
-        # Keep versions that a default still points at; drop the rest once unused.
+        experiments = {n: e for n, e in experiments.items() if n in default}
+        for (name, version), directory in variants.items():
+            if name in experiments and (name, version) not in versions:
+                bundle = load_bundle(Path(directory))
+                versions[(name, version)] = ServedModel(
+                    name, version, bundle, f"{name}@{version}", directory=str(directory)
+                )
+                changes.append(f"loaded {name}@{version} (experiment {experiments[name].name})")
+        # Keep versions that a default or an experiment still points at; drop the rest.
         keep = {(m.name, m.version) for m in default.values()}
+        keep |= {(n, v) for n, e in experiments.items() for v in e.versions.values()}
         versions = {k: v for k, v in versions.items() if k in keep}
+        started = sorted(set(experiments) - set(self.experiments))
+        ended = sorted(set(self.experiments) - set(experiments))
+        changes += [f"{n}: experiment {experiments[n].name} running" for n in started]
+        changes += [f"{n}: experiment {self.experiments[n].name} ended" for n in ended]
         self._versions, self._default = versions, default
+        self.experiments = experiments
         self.generation += 1
         return changes
 
-    def _resolve(self) -> dict[str, tuple[str, int, Path, list[str]]]:
-        """``source -> (name, version, verified folder, aliases)``."""
+    def _resolve(
+        self,
+    ) -> tuple[dict[str, tuple[str, int, Path, list[str]]], dict[str, Any], dict[Any, Path]]:
+        """``source -> (name, version, verified folder, aliases)``, the running experiments
+        by model name, and each experiment variant's ``(name, version) -> folder``."""
         import json
 
         out: dict[str, tuple[str, int, Path, list[str]]] = {}
+        experiments: dict[str, Any] = {}
+        variants: dict[Any, Path] = {}
         refs = [s for s in self.sources if not _is_folder(s)]
         for source in self.sources:
             if _is_folder(source):
@@ -181,4 +208,15 @@ class ModelCatalog:
                     found = registry.resolve(source)
                     directory = registry.open_artifacts(found)
                     out[source] = (found.name, found.version, directory, list(found.aliases))
-        return out
+                served = {name for name, _, _, _ in out.values()}
+                for experiment in registry.running_experiments():
+                    if experiment.model not in served:
+                        continue
+                    experiments[experiment.model] = experiment
+                    for number in experiment.versions.values():
+                        key = (experiment.model, int(number))
+                        if key not in self._versions and key not in variants:
+                            variants[key] = registry.open_artifacts(
+                                f"{experiment.model}@{int(number)}"
+                            )
+        return out, experiments, variants

@@ -53,7 +53,10 @@ class ServeConfig:
     admin: bool | None = None  # None: on when an admin key is configured
     allow_extra_columns: bool = False
     access_log: bool = True
-    prediction_log: str | None = None  # a folder: every prediction, as Parquet files
+    prediction_log: str | None = None  # a folder or PostgreSQL URL: every prediction
+    drift_seconds: float = 60.0  # how often logged traffic is checked for drift (0: never)
+    drift_rows: int = 5_000  # the sliding window of rows each drift check looks at
+    live_window_seconds: float = 3600.0  # live metrics from feedback over this window
     drain_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -73,6 +76,9 @@ class ServeConfig:
             "max_json_depth": self.max_json_depth >= 4,
             "timeout_seconds": self.timeout_seconds > 0,
             "drain_seconds": self.drain_seconds >= 0,
+            "drift_seconds": self.drift_seconds >= 0,
+            "drift_rows": self.drift_rows >= 100,
+            "live_window_seconds": self.live_window_seconds > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

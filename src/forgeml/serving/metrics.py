@@ -5,8 +5,12 @@ use: ``forgeml_requests_total{model,version,route,code}``,
 ``forgeml_request_duration_seconds{route}``, ``forgeml_stage_duration_seconds{stage}``
 (parse, features, predict), ``forgeml_batch_size`` (rows per model call),
 ``forgeml_inflight_requests``, ``forgeml_queue_rows``, ``forgeml_model_info{model,version,
-alias}``, ``forgeml_prediction_value{model}`` and ``forgeml_feature_drift_score{model,
-feature,method}``. Routes are label values by template
+alias}``, ``forgeml_prediction_value{model}``, ``forgeml_feature_drift_score{model,
+feature,method}``, ``forgeml_feature_drifted{model,feature}``,
+``forgeml_prediction_log_dropped_total``,
+``forgeml_prediction_log_errors_total``, ``forgeml_feedback_total{model,status}``,
+``forgeml_live_metric{model,version,variant,metric}`` and
+``forgeml_live_labels{model,version,variant}``. Routes are label values by template
 (``/v2/models/{name}/infer``), never raw paths, so label cardinality stays bounded.
 
 Recording is on the request path, so it is a dictionary lookup and a list increment — no
@@ -99,7 +103,12 @@ class ServerMetrics:
         self.models: list[tuple[str, str, str]] = []
         self.queue_rows: Callable[[], int] = lambda: 0
         self.drift: dict[tuple[str, str, str], float] = {}
+        self.drifted: dict[tuple[str, str], float] = {}
         self.log_dropped: Callable[[], int] = lambda: 0
+        self.log_errors: Callable[[], int] = lambda: 0
+        self.feedback: dict[tuple[str, str], int] = {}
+        # (model, version, variant) -> (labels in the window, {metric: value}), on scrape
+        self.live: Callable[[], dict[tuple[str, str, str], tuple[int, dict[str, float]]]] = dict
 
     # --- recording -----------------------------------------------------------------------
     def count(self, model: str, version: str, route: str, code: int, seconds: float) -> None:
@@ -125,6 +134,11 @@ class ServerMetrics:
             for model in models
             for alias in (model.aliases or [""])
         ]
+
+    def count_feedback(self, model: str, status: str, n: int = 1) -> None:
+        """``forgeml_feedback_total{model,status}``: matched, duplicate, unknown, outcome."""
+        key = (model, status)
+        self.feedback[key] = self.feedback.get(key, 0) + n
 
     def set_drift(self, model: str, feature: str, method: str, score: float) -> None:
         """``forgeml_feature_drift_score``: the latest drift score of one feature."""
@@ -189,6 +203,35 @@ class _Collector:
             "Predictions not logged because the prediction log's queue was full.",
             value=m.log_dropped(),
         )
+        yield core.CounterMetricFamily(
+            "forgeml_prediction_log_errors",
+            "Prediction log writes that failed (full disk, lost database).",
+            value=m.log_errors(),
+        )
+        feedback = core.CounterMetricFamily(
+            "forgeml_feedback",
+            "Feedback items received, by outcome (matched, duplicate, unknown, outcome).",
+            labels=["model", "status"],
+        )
+        for (model, status), value in list(m.feedback.items()):
+            feedback.add_metric([model, status], value)
+        yield feedback
+        live = core.GaugeMetricFamily(
+            "forgeml_live_metric",
+            "Metrics of labelled predictions over the live window (delayed ground truth).",
+            labels=["model", "version", "variant", "metric"],
+        )
+        labelled = core.GaugeMetricFamily(
+            "forgeml_live_labels",
+            "Labelled predictions in the live window.",
+            labels=["model", "version", "variant"],
+        )
+        for (model, version, variant), (count, values) in m.live().items():
+            labelled.add_metric([model, version, variant], count)
+            for metric, number in values.items():
+                live.add_metric([model, version, variant, metric], number)
+        yield live
+        yield labelled
         drift = core.GaugeMetricFamily(
             "forgeml_feature_drift_score",
             "Latest drift score per feature and method (PSI, KS, JS) against the reference.",
@@ -197,6 +240,14 @@ class _Collector:
         for labels, score in list(m.drift.items()):
             drift.add_metric(list(labels), score)
         yield drift
+        drifted = core.GaugeMetricFamily(
+            "forgeml_feature_drifted",
+            "1 when the feature drifted at the latest check (effect size and significance).",
+            labels=["model", "feature"],
+        )
+        for pair, flag in list(m.drifted.items()):
+            drifted.add_metric(list(pair), flag)
+        yield drifted
         yield self._histograms(
             "forgeml_prediction_value",
             "Predicted values (regression) or positive-class probabilities (binary).",

@@ -30,6 +30,11 @@ _ERROR = {
 _SCALAR: dict[str, Any] = {}
 _RECORD = {"type": "object", "additionalProperties": _SCALAR}
 
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
 _BODIES: dict[str, dict[str, Any]] = {
     "plain": {
         "application/json": {
@@ -96,6 +101,59 @@ _BODIES: dict[str, dict[str, Any]] = {
         },
         "text/csv": {"schema": {"type": "string"}},
     },
+    "feedback": _json_body(
+        {
+            "type": "object",
+            "properties": {
+                "request_id": {"type": "string"},
+                "row": {"type": "integer", "minimum": 0},
+                "label": {"type": ["string", "number", "boolean"]},
+                "labels": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+                "unit_id": {"type": "string"},
+                "model": {"type": "string"},
+                "value": {"type": ["number", "boolean"]},
+                "event_id": {"type": "string"},
+                "feedback": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    ),
+    "experiment": _json_body(
+        {
+            "type": "object",
+            "properties": {
+                "model": {"type": "string"},
+                "variants": {
+                    "oneOf": [
+                        {"type": "object", "additionalProperties": {"type": "number"}},
+                        {"type": "string"},
+                    ]
+                },
+                "unit": {"type": "string"},
+                "metric": {"type": "string"},
+                "kind": {"type": "string", "enum": ["binary", "continuous"]},
+                "name": {"type": "string"},
+                "shadow": {"type": "boolean"},
+                "alias": {"type": "string"},
+                "control": {"type": "string"},
+            },
+            "required": ["variants", "unit", "metric"],
+        }
+    ),
+    "weights": _json_body(
+        {
+            "type": "object",
+            "properties": {
+                "variants": {"type": "object", "additionalProperties": {"type": "number"}}
+            },
+            "required": ["variants"],
+        }
+    ),
+    "conclude": _json_body(
+        {
+            "type": "object",
+            "properties": {"promote": {"type": "string"}, "rollback": {"type": "boolean"}},
+        }
+    ),
 }
 
 

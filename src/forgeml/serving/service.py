@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,24 @@ from forgeml.serving.auth import AdminKey
 from forgeml.serving.batching import BatchStats, MicroBatcher
 from forgeml.serving.catalog import ModelCatalog, ServedModel
 from forgeml.serving.config import ServeConfig
+from forgeml.serving.driftwatch import DriftWatch
+from forgeml.serving.experiments import ExperimentRouter, Routed
+from forgeml.serving.feedback import (
+    FeedbackItem,
+    LiveWindow,
+    RecentRequests,
+    Served,
+    check_label,
+    parse_feedback,
+)
 from forgeml.serving.http import content_type, json_response, read_body
 from forgeml.serving.metrics import ServerMetrics
 from forgeml.serving.predlog import PredictionLog
 from forgeml.version import __version__
 
 __all__ = ["ROUTES", "PredictionService", "RouteSpec"]
+
+shadow_logger = logging.getLogger("forgeml.server")
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,14 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/ping", "public", "ping", "MLflow health check."),
     RouteSpec("GET", "/health", "public", "ping", "MLflow health check."),
     RouteSpec("POST", "/predict", "public", "predict", "Predict from JSON records.", "plain"),
+    RouteSpec(
+        "POST",
+        "/v2/feedback",
+        "public",
+        "feedback",
+        "Delayed ground truth: labels for served predictions, or experiment outcomes.",
+        "feedback",
+    ),
     RouteSpec("GET", "/metrics", "public", "metrics_page", "Prometheus metrics."),
     RouteSpec("GET", "/openapi.json", "public", "openapi", "This API's OpenAPI document."),
     RouteSpec("GET", "/docs", "public", "docs", "A page listing the routes."),
@@ -116,6 +137,31 @@ ROUTES: tuple[RouteSpec, ...] = (
         "reload",
         "Resolve aliases again and load new versions.",
         "empty",
+    ),
+    RouteSpec("GET", "/admin/experiments", "admin", "experiments", "Running experiments.", None),
+    RouteSpec(
+        "POST",
+        "/admin/experiments",
+        "admin",
+        "start_experiment",
+        "Start an A/B experiment on a served model.",
+        "experiment",
+    ),
+    RouteSpec(
+        "PUT",
+        "/admin/experiments/{name}/weights",
+        "admin",
+        "experiment_weights",
+        "Change a running experiment's traffic weights.",
+        "weights",
+    ),
+    RouteSpec(
+        "POST",
+        "/admin/experiments/{name}/conclude",
+        "admin",
+        "conclude_experiment",
+        "Conclude an experiment: promote a variant (moves the alias) or roll back.",
+        "conclude",
     ),
 )
 
@@ -146,12 +192,23 @@ class PredictionService:
         self.metrics = ServerMetrics()
         self.metrics.queue_rows = lambda: sum(b.queued_rows for b in self._batchers)
         self.predlog = PredictionLog(config.prediction_log) if config.prediction_log else None
+        self.recent = RecentRequests()
+        self.live_windows: dict[tuple[str, str, str], LiveWindow] = {}
+        self.drift = DriftWatch(
+            self.metrics, self.catalog.defaults, seconds=config.drift_seconds,
+            rows=config.drift_rows,
+        )  # fmt: skip
         if self.predlog is not None:
             log = self.predlog
             self.metrics.log_dropped = lambda: log.dropped
+            self.metrics.log_errors = lambda: log.errors
+        self.metrics.live = self._live_metrics
+        self.router = ExperimentRouter()
         self.draining = False
         self._poller: asyncio.Task[None] | None = None
         self._batchers: list[MicroBatcher] = []
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._seen_logged: dict[str, set[int]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -160,6 +217,8 @@ class PredictionService:
         await self.catalog.reload()
         self._attach_batchers()
         _freeze_heap()
+        if self.predlog is not None and self.config.drift_seconds:
+            self.drift.start()
         if self.config.poll_seconds:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -167,6 +226,7 @@ class PredictionService:
         self.draining = True
         if self._poller is not None:
             self._poller.cancel()
+        await self.drift.stop()
         for batcher in self._batchers:
             await batcher.stop()
         if self.predlog is not None:
@@ -203,6 +263,7 @@ class PredictionService:
                 )
                 model.batcher.start()
                 self._batchers.append(model.batcher)
+        self.router.update(self.catalog)
         self.metrics.set_models(self.catalog.models())
         served = {id(m.batcher) for m in self.catalog.models()}
         stale = [b for b in self._batchers if id(b) not in served]
@@ -224,9 +285,28 @@ class PredictionService:
         self, request: Request, model: ServedModel, records: list[dict[str, Any]]
     ) -> np.ndarray:
         state = request.scope["state"]  # read by the app for metrics and the access log
+        running = self.router.get(model.name)
+        routed = None
+        if running is not None and self.catalog.is_default(model):
+            routed = self.router.route(running, records, request.scope)
+            model, records = routed.model, routed.records
+            state["routed"] = routed
         state["model"] = model
         state["rows"] = len(records)
-        checked = inputs.check_records(
+        checked = self._check(model, records)
+        raw = await self._submit(model, checked)
+        if self.predlog is not None:
+            state["log"] = (records, raw)  # written by the app once the answer is out
+            if routed is not None and routed.shadows:
+                state["shadow"] = checked
+        if model.task.is_binary or model.task.kind == "regression":
+            observe = self.metrics.predictions(model.name).observe
+            for value in (raw[:, 1] if model.task.is_binary else raw).tolist():
+                observe(value)
+        return raw
+
+    def _check(self, model: ServedModel, records: list[dict[str, Any]]) -> list[Any]:
+        return inputs.check_records(
             records,
             model.schema,
             allow_extra=self.config.allow_extra_columns,
@@ -234,6 +314,8 @@ class PredictionService:
             datetime_formats=model.bundle.datetime_formats,
             known=model.bundle.ignored_columns or (),
         )
+
+    async def _submit(self, model: ServedModel, checked: list[Any]) -> np.ndarray:
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
                 raw: np.ndarray = await model.batcher.submit(checked)
@@ -242,12 +324,6 @@ class PredictionService:
                 f"the prediction took longer than {self.config.timeout_seconds:g} s",
                 retry_after=1.0,
             ) from None
-        if self.predlog is not None:
-            state["log"] = (records, raw)  # written by the app once the answer is out
-        if model.task.is_binary or model.task.kind == "regression":
-            observe = self.metrics.predictions(model.name).observe
-            for value in (raw[:, 1] if model.task.is_binary else raw).tolist():
-                observe(value)
         return raw
 
     def _model(self, request: Request) -> ServedModel:
@@ -284,21 +360,77 @@ class PredictionService:
             return
         records, raw = state["log"]
         model = state["model"]
+        routed: Routed | None = state.get("routed")
+        variant = routed.variant if routed is not None else None
+        unit = routed.unit if routed is not None else None
+        self._log(model, request_id, records, raw, seconds * 1000, variant, unit)
+        self.recent.add(request_id, Served(model, variant, raw, len(records)))
+        scores = None
+        if model.task.is_binary:
+            scores = raw[:, 1]
+        elif model.task.kind == "regression":
+            scores = raw
+        self.drift.add(model, records, scores)
+        if routed is not None and "shadow" in state:
+            for name, shadow in routed.shadows:
+                task = asyncio.get_running_loop().create_task(
+                    self._shadow(shadow, name, routed, records, state["shadow"], request_id)
+                )
+                self._shadow_tasks.add(task)
+                task.add_done_callback(self._shadow_tasks.discard)
+
+    def _log(
+        self,
+        model: ServedModel,
+        request_id: str,
+        records: list[dict[str, Any]],
+        raw: np.ndarray,
+        latency_ms: float,
+        variant: str | None,
+        unit: str | None,
+        *,
+        shadow: bool = False,
+    ) -> None:
+        assert self.predlog is not None
         if model.decoder is None:
             model.decoder = _decoder(model)
         self.predlog.record(
-            request_id=request_id,
-            model=model.name,
-            version=model.version,
-            records=records,
-            raw=raw,
-            decode=model.decoder,
-            latency_ms=seconds * 1000,
-        )
+            request_id=request_id, model=model.name, version=model.version, records=records,
+            raw=raw, decode=model.decoder, latency_ms=latency_ms, variant=variant, unit=unit,
+            shadow=shadow,
+        )  # fmt: skip
+
+    async def _shadow(
+        self,
+        model: ServedModel,
+        variant: str,
+        routed: Routed,
+        records: list[dict[str, Any]],
+        checked: list[Any],
+        request_id: str,
+    ) -> None:
+        """Score a request with a shadow variant after its answer went out; log, never
+        return. A failure here is counted, never seen by the client."""
+        assert self.predlog is not None
+        started = time.perf_counter()
+        try:
+            raw = await self._submit(model, checked)
+        except ForgeError as exc:
+            shadow_logger.warning("shadow %s@%s failed: %s", model.name, model.version, exc)
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        self._log(model, request_id, records, raw, elapsed, variant, routed.unit, shadow=True)
+        entry = self.recent.get(request_id)
+        if entry is not None:
+            entry.shadows.append(Served(model, variant, raw, len(records)))
 
     @staticmethod
-    def _headers(model: ServedModel) -> dict[str, str]:
-        return {"X-Forgeml-Model": model.name, "X-Forgeml-Model-Version": str(model.version)}
+    def _headers(model: ServedModel, request: Request | None = None) -> dict[str, str]:
+        headers = {"X-Forgeml-Model": model.name, "X-Forgeml-Model-Version": str(model.version)}
+        routed = request.scope["state"].get("routed") if request is not None else None
+        if routed is not None and routed.variant is not None:
+            headers["X-Forgeml-Variant"] = routed.variant
+        return headers
 
     # --- routes: predictions -------------------------------------------------------------
     async def predict(self, request: Request) -> Response:
@@ -310,7 +442,8 @@ class PredictionService:
         else:
             model = self._model(request)
         raw = await self._predict(request, model, records)
-        return json_response(outputs.plain_body(model, raw), headers=self._headers(model))
+        model = request.scope["state"]["model"]
+        return json_response(outputs.plain_body(model, raw), headers=self._headers(model, request))
 
     async def v2_infer(self, request: Request) -> Response:
         _require_json(request)
@@ -318,8 +451,9 @@ class PredictionService:
         data = await self._json(request)
         records, request_id, wanted = inputs.parse_v2(data)
         raw = await self._predict(request, model, records)
+        model = request.scope["state"]["model"]
         body = outputs.v2_body(model, raw, request_id, wanted)
-        return json_response(body, headers=self._headers(model))
+        return json_response(body, headers=self._headers(model, request))
 
     async def invocations(self, request: Request) -> Response:
         model = self._model(request)
@@ -335,7 +469,173 @@ class PredictionService:
                 status=415,
             )
         raw = await self._predict(request, model, records)
-        return json_response(outputs.mlflow_body(model, raw), headers=self._headers(model))
+        model = request.scope["state"]["model"]
+        return json_response(outputs.mlflow_body(model, raw), headers=self._headers(model, request))
+
+    # --- routes: feedback ----------------------------------------------------------------
+    async def feedback(self, request: Request) -> Response:
+        if self.predlog is None:
+            raise RequestError(
+                "feedback needs the prediction log: start the server with --prediction-log",
+                status=404,
+            )
+        _require_json(request)
+        items = parse_feedback(await self._json(request))
+        rows: list[dict[str, Any]] = []
+        live: list[tuple[Any, Served, int, Any]] = []
+        marks: list[tuple[set[int], int]] = []
+        claimed: set[tuple[str, int]] = set()
+        statuses: list[tuple[str, str]] = []
+        for item in items:
+            if item.unit is not None:
+                rows.append(self._outcome(item))
+                statuses.append((rows[-1]["model"], "outcome"))
+                continue
+            matched = await self._labels(item, claimed)
+            for model_name, served, seen, row, label in matched:
+                marks.append((seen, row))
+                rows.append(
+                    {"model": model_name, "request_id": item.request_id, "row": row,
+                     "label": _json_text(label), "event_id": item.event_id}
+                )  # fmt: skip
+                statuses.append((model_name, "matched"))
+                if served is not None:
+                    live.append((served.model, served, row, label))
+        # Every item was valid: record them all, then update what this process shows.
+        self.predlog.record_feedback(rows)
+        for seen, row in marks:
+            seen.add(row)
+        for model, served, row, label in live:
+            self._observe(model, served, row, label)
+            for shadow in served.shadows:
+                self._observe(model, shadow, row, label)
+        for model_name, status in statuses:
+            self.metrics.count_feedback(model_name, status)
+        outcomes = sum(1 for _, status in statuses if status == "outcome")
+        return json_response(
+            {"recorded": len(rows), "labels": len(rows) - outcomes, "outcomes": outcomes}
+        )
+
+    def _outcome(self, item: FeedbackItem) -> dict[str, Any]:
+        """An experiment unit's outcome: the model must run an experiment here."""
+        try:
+            model = self.catalog.get(item.model)
+        except RequestError as exc:
+            raise RequestError(f"{item.where}: {exc}", status=exc.http_status) from None
+        running = self.router.get(model.name)
+        if running is None:
+            raise RequestError(
+                f"{item.where}: model '{model.name}' runs no experiment here; outcomes by "
+                "unit_id count only in experiments (label predictions by request_id)",
+                status=409,
+            )
+        return {
+            "model": model.name,
+            "unit": item.unit,
+            "experiment": running.experiment.name,
+            "label": _json_text(item.value),
+            "event_id": item.event_id,
+        }
+
+    async def _labels(
+        self, item: FeedbackItem, claimed: set[tuple[str, int]]
+    ) -> list[tuple[str, Served | None, set[int], int, Any]]:
+        """``(model, served or None, its labelled rows, row, label)`` per labelled row, or
+        a 404/409/422."""
+        assert item.request_id is not None and item.labels is not None
+        served = self.recent.get(item.request_id)
+        if served is not None:
+            model, rows, seen = served.model, served.rows, served.seen
+        else:  # an older request (or another worker's): the log store knows it
+            found = await self._find_logged(item.request_id)
+            if found is None:
+                raise RequestError(
+                    f"{item.where}: unknown request id '{item.request_id}' (no prediction "
+                    "with this id was served or logged)",
+                    status=404,
+                )
+            model, rows, seen = found
+        if item.model is not None and item.model != model.name:
+            raise RequestError(
+                f"{item.where}: request '{item.request_id}' was answered by model "
+                f"'{model.name}', not '{item.model}'",
+                status=409,
+            )
+        if item.row is not None:
+            targets = [item.row]
+        elif len(item.labels) == 1 and rows == 1:
+            targets = [0]
+        elif len(item.labels) == rows:
+            targets = list(range(rows))
+        else:
+            raise RequestError(
+                f"{item.where}: request '{item.request_id}' had {rows} rows: give labels "
+                f"(one per row) or row with label, got {len(item.labels)} label(s)",
+                status=422,
+            )
+        out: list[tuple[str, Served | None, set[int], int, Any]] = []
+        for row, label in zip(targets, item.labels, strict=True):
+            if row >= rows:
+                raise RequestError(
+                    f"{item.where}.row: request '{item.request_id}' had {rows} rows "
+                    f"(0 to {rows - 1}), got {row}",
+                    status=422,
+                )
+            if row in seen or (item.request_id, row) in claimed:
+                raise RequestError(
+                    f"{item.where}: request '{item.request_id}' row {row} already has its "
+                    "label (feedback is recorded once; nothing was recorded now)",
+                    status=409,
+                )
+            claimed.add((item.request_id, row))
+            out.append((model.name, served, seen, row, check_label(model, label, item.where)))
+        return out
+
+    async def _find_logged(self, request_id: str) -> tuple[ServedModel, int, set[int]] | None:
+        """A request no longer in memory, from the log store: its model, row count, and the
+        rows labelled since (in this process)."""
+        assert self.predlog is not None
+        store = self.predlog.store
+        frame = await asyncio.to_thread(store.find, request_id)
+        frame = frame.filter(~frame["shadow"]) if frame.height else frame
+        if frame.height == 0:
+            return None
+        name = str(frame["model"][0])
+        try:
+            model = self.catalog.get(name)
+        except RequestError:
+            return None  # a model this server does not serve
+        seen = self._seen_logged.setdefault(request_id, set())
+        if len(self._seen_logged) > 100_000:
+            self._seen_logged.pop(next(iter(self._seen_logged)))
+        return model, frame.height, seen
+
+    def _observe(self, model: ServedModel, served: Served, row: int, label: Any) -> None:
+        """Feed one labelled row to the live window of its version and variant."""
+        key = (served.model.name, str(served.model.version), served.variant or "")
+        window = self.live_windows.get(key)
+        if window is None:
+            window = self.live_windows[key] = LiveWindow(self.config.live_window_seconds)
+        target = served.model
+        if target.decoder is None:
+            target.decoder = _decoder(target)
+        predictions, scores = target.decoder(served.raw[row : row + 1])
+        window.add(label, predictions[0], None if scores is None else scores[0])
+
+    def _live_metrics(self) -> dict[tuple[str, str, str], tuple[int, dict[str, float]]]:
+        out = {}
+        for key, window in list(self.live_windows.items()):
+            try:
+                model = self.catalog.get(key[0])
+            except RequestError:
+                continue
+            task = model.task
+            kind = "regression" if task.kind == "regression" else (
+                "binary" if task.is_binary else "multiclass"
+            )  # fmt: skip
+            positive = model.classes[1] if task.is_binary else None
+            out[key] = window.metrics(kind, positive)
+        return out
 
     # --- routes: health and metadata -----------------------------------------------------
     async def live(self, request: Request) -> Response:
@@ -423,6 +723,120 @@ class PredictionService:
         ]
         return json_response({"changes": changes, "models": models})
 
+    async def experiments(self, request: Request) -> Response:
+        return json_response(
+            {
+                "experiments": [
+                    {
+                        **running.experiment.to_dict(),
+                        "exposed_units_here": len(running.exposures),
+                    }
+                    for running in self.router.running()
+                ]
+            }
+        )
+
+    async def start_experiment(self, request: Request) -> Response:
+        """Start an experiment on a served model (recorded in the registry), then serve it."""
+        from forgeml.experiments import TrafficSplit
+        from forgeml.experiments.spec import Experiment
+
+        _require_json(request)
+        data = await self._json(request)
+        if not isinstance(data, dict):
+            raise RequestError("expected a JSON object describing the experiment")
+        model = self.catalog.get(data.get("model"))
+        variants = data.get("variants")
+        if isinstance(variants, str):
+            variants = TrafficSplit.parse(model.name, variants).weights
+        if not isinstance(variants, dict):
+            raise RequestError('variants: expected {"champion": 0.9, "challenger": 0.1}')
+        known = {"model", "variants", "unit", "metric", "kind", "name", "shadow", "alias",
+                 "control", "alpha", "higher_is_better"}  # fmt: skip
+        extra = sorted(set(data) - known)
+        if extra:
+            raise RequestError(f"unknown field(s) {', '.join(extra)}")
+        for field_name in ("unit", "metric"):
+            if not isinstance(data.get(field_name), str) or not data[field_name]:
+                raise RequestError(f"{field_name}: expected a non-empty string")
+        options = {
+            k: data[k]
+            for k in ("name", "shadow", "alias", "control", "alpha", "higher_is_better")
+            if k in data
+        }
+        try:
+            experiment = Experiment(
+                model=model.name,
+                variants=variants,
+                unit=data["unit"],
+                metric=data["metric"],
+                metric_kind=data.get("kind", "binary"),
+                **options,
+            )
+        except TypeError as exc:
+            raise RequestError(f"invalid experiment: {exc}") from None
+
+        def start() -> Any:
+            with _registry(self.config) as registry:
+                return registry.start_experiment(experiment)
+
+        started = await asyncio.to_thread(start)
+        await self._reload()
+        return json_response({"experiment": started.to_dict()}, status=201)
+
+    async def experiment_weights(self, request: Request) -> Response:
+        from forgeml.experiments import TrafficSplit
+
+        _require_json(request)
+        model = self._model(request)
+        data = await self._json(request)
+        variants = data.get("variants") if isinstance(data, dict) else None
+        if isinstance(variants, str):
+            variants = TrafficSplit.parse(model.name, variants).weights
+        if not isinstance(variants, dict):
+            raise RequestError('variants: expected {"champion": 0.5, "challenger": 0.5}')
+
+        def change() -> Any:
+            with _registry(self.config) as registry:
+                return registry.set_experiment_weights(model.name, variants)
+
+        changed = await asyncio.to_thread(change)
+        await self._reload()
+        return json_response({"experiment": changed.to_dict()})
+
+    async def conclude_experiment(self, request: Request) -> Response:
+        """Promote a variant (its version takes the experiment's alias, atomically with
+        the conclusion) or roll back; the server switches without dropping requests."""
+        _require_json(request)
+        model = self._model(request)
+        data = await self._json(request)
+        if not isinstance(data, dict) or set(data) - {"promote", "rollback"}:
+            raise RequestError('expected {"promote": "<variant>"} or {"rollback": true}')
+        promote, rollback = data.get("promote"), data.get("rollback", False)
+        if promote is not None and not isinstance(promote, str):
+            raise RequestError("promote: expected a variant name")
+        if not isinstance(rollback, bool):
+            raise RequestError("rollback: expected true or false")
+
+        def conclude() -> Any:
+            with _registry(self.config) as registry:
+                return registry.conclude_experiment(model.name, promote=promote, rollback=rollback)
+
+        experiment, change = await asyncio.to_thread(conclude)
+        changes = await self._reload()
+        moved = None
+        if change is not None:
+            moved = {"alias": change.alias, "from": change.from_version, "to": change.to_version}
+        return json_response(
+            {"experiment": experiment.to_dict(), "alias": moved, "changes": changes}
+        )
+
+
+def _registry(config: ServeConfig) -> Any:
+    from forgeml.registry import Registry
+
+    return Registry.open(config.registry, config.artifacts, create=False)
+
 
 def _decoder(model: ServedModel) -> Callable[[np.ndarray], tuple[list[Any], list[float] | None]]:
     """Raw outputs of many rows -> their predictions (labels or values) and scores
@@ -435,6 +849,12 @@ def _decoder(model: ServedModel) -> Callable[[np.ndarray], tuple[list[Any], list
         return outputs.labels(model, raw), raw[:, 1].tolist() if model.task.is_binary else None
 
     return decode
+
+
+def _json_text(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, default=str).decode()
 
 
 def _freeze_heap() -> None:
