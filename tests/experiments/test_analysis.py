@@ -348,6 +348,38 @@ def test_a_slower_variant_is_rolled_back_by_the_latency_guardrail() -> None:
     assert by_variant(status)["challenger"].requests > 1000
 
 
+def test_a_failing_variant_is_rolled_back_by_the_error_rate_guardrail() -> None:
+    exp = experiment()
+    p, f, _ = simulate(exp, 1000, {"champion": 0.1, "challenger": 0.1}, 4, None)
+    requests = {v: p.filter(pl.col("variant") == v)["request_id"].n_unique() for v in exp.variants}
+
+    def events(errors: dict[str, int], minute: float = 5) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "ts": [at(minute)] * len(errors),
+                "model": ["churn"] * len(errors),
+                "kind": ["request_error"] * len(errors),
+                "count": list(errors.values()),
+                "variant": list(errors),
+            },
+            schema_overrides={"ts": pl.Datetime("us", "UTC")},
+        )
+
+    status = analyze(exp, p, f, now=NOW, events=events({"champion": 2, "challenger": 150}))
+    guard = status.comparisons[0].errors
+    expected = two_proportions(2, requests["champion"] + 2, 150, requests["challenger"] + 150)
+    assert guard == expected and guard.ci_low > 0
+    assert status.decision.verdict == "rollback"
+    assert "guardrail error_rate is worse" in status.decision.reasons[0]
+    assert by_variant(status)["challenger"].errors == 150
+    # As many errors on both sides: no guardrail fires; errors before the start don't count.
+    even = analyze(exp, p, f, now=NOW, events=events({"champion": 20, "challenger": 20}))
+    assert even.decision.verdict != "rollback"
+    early = analyze(exp, p, f, now=NOW, events=events({"challenger": 150}, minute=-5))
+    assert early.comparisons[0].errors is None
+    assert by_variant(early)["challenger"].errors == 0
+
+
 def test_srm_counts_units_since_the_weights_changed() -> None:
     exp = experiment()
     p, f, _ = simulate(exp, 2000, {"champion": 0.1, "challenger": 0.1}, 4, None)

@@ -59,7 +59,13 @@ EXPECTED = {
         "label": pl.String,
         "event_id": pl.String,
     },
-    "events": {"ts": TS, "model": pl.String, "kind": pl.String, "count": pl.Int64},
+    "events": {
+        "ts": TS,
+        "model": pl.String,
+        "kind": pl.String,
+        "count": pl.Int64,
+        "variant": pl.String,
+    },
 }
 TRICKY = ["café ☕ 日本語", "", 'a "quoted", comma', "two\nlines\r\n", "\\.", "NULL", "😀"]
 
@@ -149,6 +155,7 @@ def tables(model: str) -> dict[str, pa.Table]:
                 "model": [None if i == 0 else model for i in range(n)],
                 "kind": TRICKY,
                 "count": pa.array([2**40 + i for i in range(n)], pa.int64()),
+                "variant": [TRICKY[i] if i % 3 else None for i in range(n)],
             }
         ),
     }

@@ -130,11 +130,13 @@ def test_small_batches_run_on_the_loop_while_the_model_is_fast() -> None:
         return rows
 
     async def run() -> None:
-        batcher = MicroBatcher(predict, inline_rows=32)
+        # A generous line between cheap and slow (0.1 s), so a busy machine that preempts
+        # a cheap call for a few milliseconds does not move it to the thread.
+        batcher = MicroBatcher(predict, inline_rows=32, inline_seconds=0.1)
         batcher.start()
         await batcher.submit([1])  # no cost known yet: the thread
         await batcher.submit([1])  # cheap: on the loop
-        delay[0] = 0.05
+        delay[0] = 0.6
         await batcher.submit([1])  # still on the loop, and now known to be slow
         await batcher.submit([1])  # so the thread, where timeouts keep working
         await batcher.submit(list(range(40)))  # more rows than inline_rows: the thread

@@ -286,6 +286,7 @@ def _print_status(status: ExperimentStatus) -> None:
             "p-value": "" if f is None else _fmt(f.p_value, ".3g"),
             "always-valid p": "" if c is None else _fmt(c.always_valid_p, ".3g"),
             "latency ms (mean)": _fmt(v.latency_ms, ".1f"),
+            "server errors": f"{v.errors:,}",
         }
         if e.shadow:
             cells["shadow rows scored"] = f"{v.shadow_rows:,}"
@@ -315,6 +316,11 @@ def _status_lines(status: ExperimentStatus) -> list[tuple[str, Any]]:
             g = c.latency
             guards.append(
                 f"latency {c.variant} {g.difference:+.3g} ms [{g.ci_low:+.3g}, {g.ci_high:+.3g}]"
+            )
+        if c.errors is not None:
+            g = c.errors
+            guards.append(
+                f"error rate {c.variant} {g.difference:+.2%} [{g.ci_low:+.2%}, {g.ci_high:+.2%}]"
             )
     ignored = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in status.ignored.items() if n)
     lines: list[tuple[str, Any]] = [

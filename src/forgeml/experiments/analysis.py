@@ -24,8 +24,10 @@ How data is counted, so that nothing is counted twice or silently dropped:
 Each treatment is compared with the control (two-proportion z-test or Welch's t-test), at
 ``alpha`` divided by the number of treatments (Bonferroni) when there are several; its
 sequential test (always-valid p) resumes from ``experiment.state``; the latency guardrail
-compares the per-request ``latency_ms`` of each variant with the control's (Welch; a
-significant increase above ``latency_margin`` rolls back). The sample-ratio check counts
+compares the per-request ``latency_ms`` of each variant with the control's (Welch), the
+error-rate guardrail each variant's server errors (``request_error`` events the server
+logs per variant) over its requests (two proportions); a significant increase above
+``latency_margin`` (relative to the control) of either rolls back. The sample-ratio check counts
 the units first exposed since the weights last changed against the current weights.
 """
 
@@ -109,6 +111,7 @@ class VariantResult:
     value: float | None
     requests: int
     latency_ms: float | None
+    errors: int = 0  # requests answered 5xx (server errors), not in ``requests``
     shadow_rows: int = 0
     agreement: float | None = None  # shadow: share of rows predicted like the control
 
@@ -123,6 +126,7 @@ class Comparison:
     looks: int
     latency: Effect | None
     decision: Decision
+    errors: Effect | None = None  # error-rate guardrail (two proportions), higher is worse
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ def analyze(
     *,
     now: datetime | None = None,
     latency_margin: float = 0.1,
+    events: pl.DataFrame | None = None,
 ) -> ExperimentStatus:
     """The status of ``experiment`` from the logged ``predictions`` and ``feedback`` (see
     the module docstring for what counts). ``now`` stamps the status (default: the current
@@ -198,12 +203,13 @@ def analyze(
     outcomes, ignored = _outcomes(exp, _conform(feedback, _FEEDBACK, _FEEDBACK_REQUIRED), firsts)
     units = _unit_values(exp, firsts, outcomes)
     latency = _request_latency(live)
-    variants = _variant_results(exp, units, outcomes, latency, live, shadow)
+    errors = _errors(exp, events)
+    variants = _variant_results(exp, units, outcomes, latency, live, shadow, errors)
     srm = None if exp.shadow else _srm(exp, firsts)
     comparisons, state = [], dict(exp.state)
     for treatment in exp.treatments:
         comparison, state[treatment] = _compare(
-            exp, treatment, units, latency, srm, alpha, latency_margin
+            exp, treatment, units, latency, srm, alpha, latency_margin, errors
         )
         comparisons.append(comparison)
     decision, recommended = _overall(exp, variants, comparisons)
@@ -369,6 +375,7 @@ def _variant_results(
     latency: pl.DataFrame,
     live: pl.DataFrame,
     shadow: pl.DataFrame,
+    errors: dict[str, int],
 ) -> list[VariantResult]:
     agreement = _agreement(exp, live, shadow) if exp.shadow else {}
     results = []
@@ -386,6 +393,7 @@ def _variant_results(
                 value=_mean(mine["value"]),
                 requests=lat.len(),
                 latency_ms=_mean(lat),
+                errors=errors.get(name, 0),
                 shadow_rows=shadow.filter(pl.col("variant") == name).height,
                 agreement=agreement.get(name),
             )
@@ -434,6 +442,7 @@ def _compare(
     srm: SRMResult | None,
     alpha: float,
     latency_margin: float,
+    errors: dict[str, int],
 ) -> tuple[Comparison, dict[str, Any]]:
     saved = exp.state.get(treatment) or {}
     test = SequentialTest(
@@ -445,6 +454,7 @@ def _compare(
     )
     effect, why_not = _effect(exp, treatment, units, alpha)
     guard = _latency_effect(exp.control, treatment, latency, alpha)
+    error_guard = _error_effect(exp.control, treatment, latency, errors, alpha)
     if effect is not None and effect.variance > 0 and not exp.shadow:
         test.update(effect)  # a look without variation would fix tau at nothing
     if exp.shadow:
@@ -453,7 +463,9 @@ def _compare(
         decision = Decision("keep running", [why_not])
     else:
         neutral = srm or SRMResult({}, {}, 0.0, 1.0, 0.001)
-        guards = {"latency_ms": guard} if guard is not None else None
+        guards = {"latency_ms": guard} if guard is not None else {}
+        if error_guard is not None:
+            guards["error_rate"] = error_guard
         decision = decide(
             effect,
             test,
@@ -468,7 +480,10 @@ def _compare(
         "looks": test.looks,
         "history": test.history[-HISTORY_KEPT:],
     }
-    return Comparison(treatment, effect, test.p_value, test.looks, guard, decision), state
+    comparison = Comparison(
+        treatment, effect, test.p_value, test.looks, guard, decision, error_guard
+    )
+    return comparison, state
 
 
 def _effect(
@@ -494,6 +509,39 @@ def _latency_effect(
     if any(a.len() < 2 for a in arms):
         return None
     return welch(Summary.of(arms[0].to_numpy()), Summary.of(arms[1].to_numpy()), alpha=alpha)
+
+
+def _errors(exp: Experiment, events: pl.DataFrame | None) -> dict[str, int]:
+    """Server errors per variant in the experiment's window (``request_error`` events)."""
+    if events is None or events.height == 0 or "variant" not in events.columns:
+        return {}
+    rows = events.filter(
+        (pl.col("kind") == "request_error")
+        & (pl.col("model") == exp.model)
+        & pl.col("variant").is_in(list(exp.variants))
+    )
+    if exp.started_at is not None:
+        rows = rows.filter(pl.col("ts") >= exp.started_at)
+    if exp.concluded_at is not None:
+        rows = rows.filter(pl.col("ts") < exp.concluded_at)
+    return {str(v): int(n) for v, n in rows.group_by("variant").agg(pl.col("count").sum()).rows()}
+
+
+def _error_effect(
+    control: str, treatment: str, latency: pl.DataFrame, errors: dict[str, int], alpha: float
+) -> Effect | None:
+    """The error rate of each arm: 5xx answers over all its requests (answered or not)."""
+    if not errors.get(control) and not errors.get(treatment):
+        return None
+    counts = []
+    for name in (control, treatment):
+        failed = errors.get(name, 0)
+        served = latency.filter(pl.col("variant") == name).height
+        counts.append((failed, served + failed))
+    if any(total == 0 for _, total in counts):
+        return None
+    (x_c, n_c), (x_t, n_t) = counts
+    return two_proportions(x_c, n_c, x_t, n_t, alpha=alpha)
 
 
 def _overall(
@@ -557,6 +605,7 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
         "always_valid_p": c.always_valid_p,
         "looks": c.looks,
         "latency_ms": _effect_dict(c.latency),
+        "error_rate": _effect_dict(c.errors),
         "verdict": c.decision.verdict,
         "reasons": list(c.decision.reasons),
     }

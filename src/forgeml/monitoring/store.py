@@ -23,7 +23,7 @@ Prediction logs written before this store (Parquet files directly under
 >>> event = {"ts": [datetime(2026, 1, 2, tzinfo=UTC)], "kind": ["reload"], "count": [1]}
 >>> store.write("events", pa.table(event))
 >>> store.read("events").row(0)
-(datetime.datetime(2026, 1, 2, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='UTC')), None, 'reload', 1)
+(datetime.datetime(2026, 1, 2, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='UTC')), None, 'reload', 1, None)
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _Column("model", "string", nullable=True),
         _Column("kind", "string"),
         _Column("count", "int64"),
+        _Column("variant", "string", nullable=True),  # added later: nullable, like any
     ),
 }
 _PG_TYPES = {
@@ -134,7 +135,7 @@ def schema(kind: str) -> pa.Schema:
     """The Arrow schema of a log kind (``predictions``, ``feedback`` or ``events``).
 
     >>> schema("events").names
-    ['ts', 'model', 'kind', 'count']
+    ['ts', 'model', 'kind', 'count', 'variant']
     """
     import pyarrow as pa
 
@@ -636,6 +637,13 @@ class PostgresStore(LogStore):
                         if kind not in present:
                             for statement in _ddl(kind):
                                 conn.exec_driver_sql(statement)
+                        else:  # columns added since the table was made (all nullable)
+                            for column in _columns(kind):
+                                if column.nullable:
+                                    conn.exec_driver_sql(
+                                        f"ALTER TABLE {_table(kind)} ADD COLUMN IF NOT EXISTS "
+                                        f'"{column.name}" {_PG_TYPES[column.type]}'
+                                    )
         except sa.exc.DBAPIError as exc:
             reason = self._scrub(_first_line(exc.orig or exc))
             error = ConfigError if create else DataSourceError

@@ -210,6 +210,8 @@ class ServingApp:
             metrics.count(name, version, route, status, elapsed)
             if status == 200 and "log" in state:
                 self.service.log_predictions(state, request_id, elapsed)
+            elif status >= 500 and "routed" in state:
+                self.service.log_error(state)
             if self.access_log is not None:
                 self.access_log.write(
                     {

@@ -69,6 +69,7 @@ class MicroBatcher:
         batch_wait_ms: float = 0.0,
         max_queue_rows: int = 4096,
         inline_rows: int = 0,
+        inline_seconds: float = INLINE_SECONDS,
         stats: BatchStats | None = None,
     ) -> None:
         self.predict = predict
@@ -76,6 +77,7 @@ class MicroBatcher:
         self.batch_wait = batch_wait_ms / 1000.0
         self.max_queue_rows = max_queue_rows
         self.inline_rows = inline_rows
+        self.inline_seconds = inline_seconds
         self._small_cost: float | None = None  # seconds per call of a small batch
         self.stats = stats or BatchStats()
         self._queue: deque[_Pending] = deque()
@@ -153,7 +155,11 @@ class MicroBatcher:
             self._busy = True
             try:
                 small = len(rows) <= self.inline_rows
-                if small and self._small_cost is not None and self._small_cost < INLINE_SECONDS:
+                if (
+                    small
+                    and self._small_cost is not None
+                    and self._small_cost < self.inline_seconds
+                ):
                     outputs = self.predict(rows)
                 else:
                     outputs = await loop.run_in_executor(self._pool, self.predict, rows)

@@ -34,19 +34,36 @@ class DriftWatch:
         self.seconds = seconds
         self.rows = rows
         self.checks = 0
-        self._windows: dict[str, deque[tuple[dict[str, Any], float | None]]] = {}
+        # per model: (rows, raw output) of its latest requests (at most ``rows`` requests)
+        self._windows: dict[str, deque[tuple[list[dict[str, Any]], Any]]] = {}
         self._profiles: dict[tuple[str, int], Any] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, model: Any, records: list[dict[str, Any]], scores: Any) -> None:
-        """Remember a request's rows (cheap: references, no copies)."""
+    def add(self, model: Any, records: list[dict[str, Any]], raw: Any) -> None:
+        """Remember a request's rows and raw output: one append of references (the rows
+        and scores are unpacked only when a check runs)."""
         window = self._windows.get(model.name)
         if window is None:
             window = self._windows[model.name] = deque(maxlen=self.rows)
-        if scores is None:
-            window.extend((r, None) for r in records)
-        else:
-            window.extend(zip(records, scores, strict=False))
+        window.append((records, raw))
+
+    def _rows(
+        self, model: Any, requests: list[tuple[list[dict[str, Any]], Any]]
+    ) -> list[tuple[dict[str, Any], float | None]]:
+        """The latest ``rows`` rows of the requests with their scores (positive-class
+        probability or value; None for multiclass)."""
+        out: list[tuple[dict[str, Any], float | None]] = []
+        for records, raw in reversed(requests):
+            if model.task.is_binary:
+                scores: list[Any] = raw[:, 1].tolist()
+            elif model.task.kind == "regression":
+                scores = raw.tolist()
+            else:
+                scores = [None] * len(records)
+            out.extend(zip(reversed(records), reversed(scores), strict=False))
+            if len(out) >= self.rows:
+                break
+        return out[: self.rows]
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -65,12 +82,11 @@ class DriftWatch:
     async def check(self) -> None:
         """Score every model's window now (a check that fails is skipped, not fatal)."""
         for model in list(self._models().values()):
-            window = self._windows.get(model.name)
-            if not window:
+            requests = list(self._windows.get(model.name, ()))  # a copy, taken on the loop
+            if not requests:
                 continue
-            rows = list(window)
             try:
-                results = await asyncio.to_thread(self._score, model, rows)
+                results = await asyncio.to_thread(self._score, model, requests)
             except Exception:  # odd traffic must never stop the server: log it, go on
                 logger.warning("drift check of %s failed", model.name, exc_info=True)
                 continue
@@ -86,7 +102,7 @@ class DriftWatch:
         for feature, flag in flags.items():
             self.metrics.drifted[(model, feature)] = flag
 
-    def _score(self, model: Any, rows: list[tuple[dict[str, Any], float | None]]) -> list[Any]:
+    def _score(self, model: Any, requests: list[tuple[list[dict[str, Any]], Any]]) -> list[Any]:
         import polars as pl
 
         from forgeml.monitoring import PREDICTION_COLUMN, detect_drift
@@ -94,6 +110,7 @@ class DriftWatch:
         profile = self._profile(model)
         if profile is None:
             return []
+        rows = self._rows(model, requests)
         columns: dict[str, Any] = {}
         for name in profile.columns:
             if name == PREDICTION_COLUMN:

@@ -23,47 +23,73 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from forgeml.errors import RequestError
 
-__all__ = ["FeedbackItem", "LiveWindow", "RecentRequests", "Served", "parse_feedback"]
+__all__ = ["Entry", "FeedbackItem", "LiveWindow", "RecentRequests", "parse_feedback"]
 
 MAX_ITEMS = 10_000
 _SCALARS = (str, int, float, bool)
 
 
-@dataclass
-class Served:
-    """One answered request, as feedback needs it."""
-
-    model: Any  # ServedModel
-    variant: str | None
-    raw: np.ndarray
-    rows: int
-    seen: set[int] = field(default_factory=set)  # rows that got their label already
-    shadows: list[Served] = field(default_factory=list)  # shadow variants' answers
+# One answered request: (model name, version, variant or None, raw model output, rows).
+# Plain tuples of strings, numbers and an array are not tracked by the garbage collector;
+# a dataclass per request was, and full collections walking 100,000 of them took ~60 ms
+# — a stall every in-flight request paid.
+Entry = tuple[str, int, str | None, np.ndarray, int]
 
 
 class RecentRequests:
-    """The last ``capacity`` answered requests by id (oldest forgotten first)."""
+    """The last ``capacity`` answered requests by id (oldest forgotten first), the rows
+    that got their label, and the shadow variants' answers."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, Served] = OrderedDict()
+        self._items: dict[str, Entry] = {}
+        self._order: deque[str] = deque()
+        self._labelled: dict[str, int] = {}  # request id -> bit mask of labelled rows
+        self._labelled_order: deque[str] = deque()
+        self._shadows: dict[str, tuple[Entry, ...]] = {}
 
-    def add(self, request_id: str, served: Served) -> None:
+    def add(self, request_id: str, entry: Entry) -> None:
         items = self._items
-        items[request_id] = served  # a reused id: the latest request wins
-        if len(items) > self.capacity:
-            items.popitem(last=False)
+        if request_id in items:  # a reused id: the latest request wins, unlabelled
+            self._labelled.pop(request_id, None)
+            self._shadows.pop(request_id, None)
+        else:
+            self._order.append(request_id)
+        items[request_id] = entry
+        if len(self._order) > self.capacity:
+            old = self._order.popleft()
+            items.pop(old, None)
+            self._shadows.pop(old, None)
 
-    def get(self, request_id: str) -> Served | None:
+    def get(self, request_id: str) -> Entry | None:
         return self._items.get(request_id)
+
+    def add_shadow(self, request_id: str, entry: Entry) -> None:
+        if request_id in self._items:
+            self._shadows[request_id] = (*self._shadows.get(request_id, ()), entry)
+
+    def shadows(self, request_id: str) -> tuple[Entry, ...]:
+        return self._shadows.get(request_id, ())
+
+    def is_labelled(self, request_id: str, row: int) -> bool:
+        return bool(self._labelled.get(request_id, 0) >> row & 1)
+
+    def mark(self, request_id: str, row: int) -> None:
+        """Row ``row`` of the request got its label (also for requests found only in the
+        log store)."""
+        if request_id not in self._labelled:
+            self._labelled_order.append(request_id)
+            if len(self._labelled_order) > self.capacity:
+                self._labelled.pop(self._labelled_order.popleft(), None)
+        self._labelled[request_id] = self._labelled.get(request_id, 0) | (1 << row)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -86,7 +86,7 @@ class PredictionLog:
         self._wake: asyncio.Event | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeml-predlog")
         self._feedback: list[dict[str, Any]] = []
-        self._dropped_by_model: dict[str, int] = {}
+        self._events: dict[tuple[str, str, str | None], int] = {}  # (model, kind, variant)
 
     # --- the request side ----------------------------------------------------------------
     def record(
@@ -109,13 +109,19 @@ class PredictionLog:
         n = len(records)
         if self._queued_rows + n > self.max_queue_rows:
             self.dropped += n
-            self._dropped_by_model[model] = self._dropped_by_model.get(model, 0) + n
+            self.count_event(model, "log_dropped", n)
             return
         entry = (request_id, time.time(), model, str(version), variant, unit, shadow, records)
         self._queue.append((*entry, raw, decode, latency_ms))
         self._queued_rows += n
         if self._queued_rows >= self.flush_rows and self._wake is not None:
             self._wake.set()
+
+    def count_event(self, model: str, kind: str, n: int = 1, variant: str | None = None) -> None:
+        """Count an event (``log_dropped`` rows, a ``request_error`` of an experiment
+        variant); counts are written as ``events`` rows with each flush."""
+        key = (model, kind, variant)
+        self._events[key] = self._events.get(key, 0) + n
 
     def record_feedback(self, rows: list[dict[str, Any]]) -> None:
         """Queue feedback rows (the store's ``feedback`` columns; ``ts`` is set here).
@@ -196,20 +202,21 @@ class PredictionLog:
                 table["ts"].cast(pa.int64()).cast(pa.timestamp("us", tz="UTC")),
             )
             out.append(("feedback", table, len(rows)))
-        if self._dropped_by_model:
-            dropped, self._dropped_by_model = self._dropped_by_model, {}
+        if self._events:
+            counted, self._events = self._events, {}
             now = int(time.time() * 1_000_000)
             events = pa.table(
                 {
-                    "ts": pa.array([now] * len(dropped), pa.int64()).cast(
+                    "ts": pa.array([now] * len(counted), pa.int64()).cast(
                         pa.timestamp("us", tz="UTC")
                     ),
-                    "model": pa.array(list(dropped), pa.string()),
-                    "kind": pa.array(["log_dropped"] * len(dropped), pa.string()),
-                    "count": pa.array(list(dropped.values()), pa.int64()),
+                    "model": pa.array([m for m, _, _ in counted], pa.string()),
+                    "kind": pa.array([k for _, k, _ in counted], pa.string()),
+                    "count": pa.array(list(counted.values()), pa.int64()),
+                    "variant": pa.array([v for _, _, v in counted], pa.string()),
                 }
             )
-            out.append(("events", events, len(dropped)))
+            out.append(("events", events, len(counted)))
         return out
 
     def _take_predictions(self) -> tuple[str, Any, int]:

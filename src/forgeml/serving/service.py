@@ -29,10 +29,10 @@ from forgeml.serving.config import ServeConfig
 from forgeml.serving.driftwatch import DriftWatch
 from forgeml.serving.experiments import ExperimentRouter, Routed
 from forgeml.serving.feedback import (
+    Entry,
     FeedbackItem,
     LiveWindow,
     RecentRequests,
-    Served,
     check_label,
     parse_feedback,
 )
@@ -208,7 +208,6 @@ class PredictionService:
         self._poller: asyncio.Task[None] | None = None
         self._batchers: list[MicroBatcher] = []
         self._shadow_tasks: set[asyncio.Task[None]] = set()
-        self._seen_logged: dict[str, set[int]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -364,13 +363,8 @@ class PredictionService:
         variant = routed.variant if routed is not None else None
         unit = routed.unit if routed is not None else None
         self._log(model, request_id, records, raw, seconds * 1000, variant, unit)
-        self.recent.add(request_id, Served(model, variant, raw, len(records)))
-        scores = None
-        if model.task.is_binary:
-            scores = raw[:, 1]
-        elif model.task.kind == "regression":
-            scores = raw
-        self.drift.add(model, records, scores)
+        self.recent.add(request_id, (model.name, model.version, variant, raw, len(records)))
+        self.drift.add(model, records, raw)
         if routed is not None and "shadow" in state:
             for name, shadow in routed.shadows:
                 task = asyncio.get_running_loop().create_task(
@@ -378,6 +372,13 @@ class PredictionService:
                 )
                 self._shadow_tasks.add(task)
                 task.add_done_callback(self._shadow_tasks.discard)
+
+    def log_error(self, state: dict[str, Any]) -> None:
+        """Count a server error (5xx: overload, timeout, a bug) of an experiment's variant:
+        the error-rate guardrail of ``forgeml ab status`` reads these."""
+        routed: Routed = state["routed"]
+        if self.predlog is not None and routed.variant is not None:
+            self.predlog.count_event(routed.model.name, "request_error", 1, routed.variant)
 
     def _log(
         self,
@@ -420,9 +421,7 @@ class PredictionService:
             return
         elapsed = (time.perf_counter() - started) * 1000
         self._log(model, request_id, records, raw, elapsed, variant, routed.unit, shadow=True)
-        entry = self.recent.get(request_id)
-        if entry is not None:
-            entry.shadows.append(Served(model, variant, raw, len(records)))
+        self.recent.add_shadow(request_id, (model.name, model.version, variant, raw, len(records)))
 
     @staticmethod
     def _headers(model: ServedModel, request: Request | None = None) -> dict[str, str]:
@@ -482,8 +481,7 @@ class PredictionService:
         _require_json(request)
         items = parse_feedback(await self._json(request))
         rows: list[dict[str, Any]] = []
-        live: list[tuple[Any, Served, int, Any]] = []
-        marks: list[tuple[set[int], int]] = []
+        live: list[tuple[str, Entry | None, int, Any]] = []
         claimed: set[tuple[str, int]] = set()
         statuses: list[tuple[str, str]] = []
         for item in items:
@@ -491,24 +489,21 @@ class PredictionService:
                 rows.append(self._outcome(item))
                 statuses.append((rows[-1]["model"], "outcome"))
                 continue
-            matched = await self._labels(item, claimed)
-            for model_name, served, seen, row, label in matched:
-                marks.append((seen, row))
+            for model_name, entry, row, label in await self._labels(item, claimed):
                 rows.append(
                     {"model": model_name, "request_id": item.request_id, "row": row,
                      "label": _json_text(label), "event_id": item.event_id}
                 )  # fmt: skip
                 statuses.append((model_name, "matched"))
-                if served is not None:
-                    live.append((served.model, served, row, label))
+                live.append((str(item.request_id), entry, row, label))
         # Every item was valid: record them all, then update what this process shows.
         self.predlog.record_feedback(rows)
-        for seen, row in marks:
-            seen.add(row)
-        for model, served, row, label in live:
-            self._observe(model, served, row, label)
-            for shadow in served.shadows:
-                self._observe(model, shadow, row, label)
+        for request_id, entry, row, label in live:
+            self.recent.mark(request_id, row)
+            if entry is not None:
+                self._observe(entry, row, label)
+                for shadow in self.recent.shadows(request_id):
+                    self._observe(shadow, row, label)
         for model_name, status in statuses:
             self.metrics.count_feedback(model_name, status)
         outcomes = sum(1 for _, status in statuses if status == "outcome")
@@ -539,25 +534,32 @@ class PredictionService:
 
     async def _labels(
         self, item: FeedbackItem, claimed: set[tuple[str, int]]
-    ) -> list[tuple[str, Served | None, set[int], int, Any]]:
-        """``(model, served or None, its labelled rows, row, label)`` per labelled row, or
-        a 404/409/422."""
+    ) -> list[tuple[str, Entry | None, int, Any]]:
+        """``(model, the request's entry or None, row, label)`` per labelled row, or a
+        404/409/422."""
         assert item.request_id is not None and item.labels is not None
-        served = self.recent.get(item.request_id)
-        if served is not None:
-            model, rows, seen = served.model, served.rows, served.seen
+        request_id = item.request_id
+        entry = self.recent.get(request_id)
+        if entry is not None:
+            model, rows = self._served(entry), entry[4]
         else:  # an older request (or another worker's): the log store knows it
-            found = await self._find_logged(item.request_id)
+            found = await self._find_logged(request_id)
             if found is None:
                 raise RequestError(
-                    f"{item.where}: unknown request id '{item.request_id}' (no prediction "
+                    f"{item.where}: unknown request id '{request_id}' (no prediction "
                     "with this id was served or logged)",
                     status=404,
                 )
-            model, rows, seen = found
+            model, rows = found
+        if model is None:
+            raise RequestError(
+                f"{item.where}: request '{request_id}' was answered by model "
+                f"'{entry[0] if entry else '?'}', which this server no longer serves",
+                status=409,
+            )
         if item.model is not None and item.model != model.name:
             raise RequestError(
-                f"{item.where}: request '{item.request_id}' was answered by model "
+                f"{item.where}: request '{request_id}' was answered by model "
                 f"'{model.name}', not '{item.model}'",
                 status=409,
             )
@@ -569,57 +571,64 @@ class PredictionService:
             targets = list(range(rows))
         else:
             raise RequestError(
-                f"{item.where}: request '{item.request_id}' had {rows} rows: give labels "
+                f"{item.where}: request '{request_id}' had {rows} rows: give labels "
                 f"(one per row) or row with label, got {len(item.labels)} label(s)",
                 status=422,
             )
-        out: list[tuple[str, Served | None, set[int], int, Any]] = []
+        out: list[tuple[str, Entry | None, int, Any]] = []
         for row, label in zip(targets, item.labels, strict=True):
             if row >= rows:
                 raise RequestError(
-                    f"{item.where}.row: request '{item.request_id}' had {rows} rows "
+                    f"{item.where}.row: request '{request_id}' had {rows} rows "
                     f"(0 to {rows - 1}), got {row}",
                     status=422,
                 )
-            if row in seen or (item.request_id, row) in claimed:
+            if self.recent.is_labelled(request_id, row) or (request_id, row) in claimed:
                 raise RequestError(
-                    f"{item.where}: request '{item.request_id}' row {row} already has its "
+                    f"{item.where}: request '{request_id}' row {row} already has its "
                     "label (feedback is recorded once; nothing was recorded now)",
                     status=409,
                 )
-            claimed.add((item.request_id, row))
-            out.append((model.name, served, seen, row, check_label(model, label, item.where)))
+            claimed.add((request_id, row))
+            out.append((model.name, entry, row, check_label(model, label, item.where)))
         return out
 
-    async def _find_logged(self, request_id: str) -> tuple[ServedModel, int, set[int]] | None:
-        """A request no longer in memory, from the log store: its model, row count, and the
-        rows labelled since (in this process)."""
+    def _served(self, entry: Entry) -> ServedModel | None:
+        """The model version of an entry (its name's default version when that version
+        is no longer loaded: same task and classes), or None when the name is gone."""
+        name, version = entry[0], entry[1]
+        for wanted in (version, None):
+            try:
+                return self.catalog.get(name, wanted)
+            except RequestError:
+                continue
+        return None
+
+    async def _find_logged(self, request_id: str) -> tuple[ServedModel | None, int] | None:
+        """A request no longer in memory, from the log store: its model and row count."""
         assert self.predlog is not None
-        store = self.predlog.store
-        frame = await asyncio.to_thread(store.find, request_id)
+        frame = await asyncio.to_thread(self.predlog.store.find, request_id)
         frame = frame.filter(~frame["shadow"]) if frame.height else frame
         if frame.height == 0:
             return None
-        name = str(frame["model"][0])
-        try:
-            model = self.catalog.get(name)
-        except RequestError:
-            return None  # a model this server does not serve
-        seen = self._seen_logged.setdefault(request_id, set())
-        if len(self._seen_logged) > 100_000:
-            self._seen_logged.pop(next(iter(self._seen_logged)))
-        return model, frame.height, seen
+        name, version = str(frame["model"][0]), str(frame["version"][0])
+        number = int(version) if version.isdigit() else 0
+        model = self._served((name, number, None, np.empty(0), 0))
+        return model, frame.height
 
-    def _observe(self, model: ServedModel, served: Served, row: int, label: Any) -> None:
+    def _observe(self, entry: Entry, row: int, label: Any) -> None:
         """Feed one labelled row to the live window of its version and variant."""
-        key = (served.model.name, str(served.model.version), served.variant or "")
+        target = self._served(entry)
+        if target is None:
+            return
+        name, version, variant, raw, _ = entry
+        key = (name, str(version), variant or "")
         window = self.live_windows.get(key)
         if window is None:
             window = self.live_windows[key] = LiveWindow(self.config.live_window_seconds)
-        target = served.model
         if target.decoder is None:
             target.decoder = _decoder(target)
-        predictions, scores = target.decoder(served.raw[row : row + 1])
+        predictions, scores = target.decoder(raw[row : row + 1])
         window.add(label, predictions[0], None if scores is None else scores[0])
 
     def _live_metrics(self) -> dict[tuple[str, str, str], tuple[int, dict[str, float]]]:

@@ -83,15 +83,15 @@ def ab_status(
         if experiment is None:
             experiment = reg.get_experiment(model, name)
         location = log or default_log_location(registry)
-        predictions, feedback = _read_logs(experiment, location, explicit=log is not None)
-        status = analyze(experiment, predictions, feedback)
+        predictions, feedback, events = _read_logs(experiment, location, explicit=log is not None)
+        status = analyze(experiment, predictions, feedback, events=events)
         if experiment.running:
             reg.save_experiment_state(model, experiment.name, status.state)
     return status
 
 
-def _read_logs(experiment: Experiment, location: str, *, explicit: bool) -> tuple[Any, Any]:
-    """The experiment's predictions and feedback. At the default location a log that does
+def _read_logs(experiment: Experiment, location: str, *, explicit: bool) -> tuple[Any, Any, Any]:
+    """The experiment's predictions, feedback and events (server errors per variant). At the default location a log that does
     not exist yet (no server has logged there) reads as empty; one named with ``--log``
     must exist."""
     import polars as pl
@@ -104,12 +104,13 @@ def _read_logs(experiment: Experiment, location: str, *, explicit: bool) -> tupl
     except DataSourceError:
         if explicit:
             raise
-        return pl.DataFrame(), pl.DataFrame()
+        return pl.DataFrame(), pl.DataFrame(), None
     with store:
         since, until = experiment.started_at, experiment.concluded_at
         predictions = store.read("predictions", model=experiment.model, since=since, until=until)
         feedback = store.read("feedback", model=experiment.model, since=since)
-    return predictions, feedback
+        events = store.read("events", model=experiment.model, since=since, until=until)
+    return predictions, feedback, events
 
 
 def ab_weights(registry: str, model: str, variants: str) -> tuple[Experiment, float]:
