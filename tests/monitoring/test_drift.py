@@ -113,3 +113,19 @@ def test_every_registered_model_carries_its_training_profile(tmp_path, flights_s
     assert 0.0 <= prediction.quantiles[0] <= prediction.quantiles[-1] <= 1.0
     # The training rows themselves do not drift from their own profile.
     assert _drifted(detect_drift(profile, data)) == set()
+
+
+def test_many_small_categories_do_not_drift_on_fair_samples(flights_sample) -> None:
+    """A reference of 3,000 rows and a column of ~4,000 values: the reference is a sample
+    too, and its top values must not be measured on the rows that chose them — else every
+    fair window of ``tailnum`` (and ``dest``) looked drifted."""
+    columns = ["tailnum", "dest", "carrier", "origin"]
+    frame = flights_sample.select(columns)
+    profile = Profile.build(frame.head(3_000), dict.fromkeys(columns, "string"))
+    fair = frame.slice(3_000, 5_000)
+    assert not [d for d in detect_drift(profile, fair) if d.drifted]
+    # The rows that dropped the busiest carrier (and its planes, routes) do drift.
+    busiest = fair["carrier"].mode()[0]
+    shifted = frame.slice(3_000).filter(pl.col("carrier") != busiest).head(5_000)
+    drifted = {d.feature for d in detect_drift(profile, shifted) if d.drifted}
+    assert {"carrier", "dest"} <= drifted

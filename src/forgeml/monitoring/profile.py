@@ -118,6 +118,14 @@ def _numeric(series: Any, bins: int) -> NumericProfile:
 
 
 def _categorical(series: Any, top_k: int) -> CategoricalProfile:
+    """Shares of the ``top_k`` most frequent values (and OTHER for the rest).
+
+    With more distinct values than ``top_k``, the values are chosen on every other row
+    and their shares measured on the rows in between: shares measured on the rows that
+    chose them are biased upwards (they are the top *because* they came out high in this
+    sample), and every later window of the same data would look drifted. ``n`` is then
+    the rows the shares come from, which the drift test weighs the reference by.
+    """
     n = series.len()
     present = series.drop_nulls()
     missing = 1.0 - present.len() / n
@@ -125,12 +133,19 @@ def _categorical(series: Any, top_k: int) -> CategoricalProfile:
         return CategoricalProfile(n, missing, {})
     counts = present.value_counts(sort=True)
     names, freq = counts.columns[0], counts.columns[1]
-    top = counts.head(top_k)
-    shares = {
-        str(k): v / present.len()
-        for k, v in zip(top[names].to_list(), top[freq].to_list(), strict=True)
-    }
+    if counts.height <= top_k:
+        shares = {
+            str(k): v / present.len()
+            for k, v in zip(counts[names].to_list(), counts[freq].to_list(), strict=True)
+        }
+        return CategoricalProfile(n, missing, shares)
+    chooser, measured = present.gather_every(2), present.gather_every(2, offset=1)
+    if measured.len() == 0:
+        measured = chooser
+    chosen = chooser.value_counts(sort=True).head(top_k)[names].to_list()
+    found = dict(measured.value_counts().iter_rows())
+    shares = {str(k): found.get(k, 0) / measured.len() for k in chosen}
     rest = 1.0 - sum(shares.values())
-    if counts.height > top_k and rest > 0:
+    if rest > 0:
         shares[OTHER] = rest
-    return CategoricalProfile(n, missing, shares)
+    return CategoricalProfile(measured.len() + (n - present.len()), missing, shares)
