@@ -42,8 +42,11 @@ EXTRA_RUNS = {
             "bench/results/serving_logging.json",
             "--title",
             "Serving with the prediction log on vs off (forgeml serve, Adult LightGBM)",
+            "--rounds",
+            "5",
         ],
     ],
+    "drift_vs_evidently": [["--rows", "1000000", "--copies", "4", "--repeats", "1"]],
 }
 # Arguments of a script's default invocation, where not its own defaults.
 DEFAULT_ARGS = {"quality_vs_flaml": ["--runs", "3"]}
@@ -58,6 +61,7 @@ ORDER = [
     "serving_logging",
     "batch_scoring",
     "drift_vs_evidently",
+    "drift_scale",
 ]
 
 

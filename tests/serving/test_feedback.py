@@ -191,3 +191,29 @@ def test_drift_checks_fill_the_gauges(
         )
         assert psi is not None and (psi > 0.2) is expect
         assert np.isfinite(psi)
+
+
+@pytest.mark.postgres
+def test_the_log_and_feedback_in_postgresql(
+    served_registry: Path, flights_with_labels: tuple[list[dict], list[int]], pg_url: str
+) -> None:
+    """The same loop with the log store in PostgreSQL: a restarted server (or another
+    worker) finds a request it never saw through the database."""
+    import uuid
+
+    records, labels = flights_with_labels
+    rid = f"pg-{uuid.uuid4().hex}"
+    with make_client(served_registry, ["flights"], prediction_log=pg_url) as client:
+        assert client.post(
+            "/predict", json={"records": records[:3]}, headers={"X-Request-ID": rid}
+        ).status_code == 200  # fmt: skip
+    with make_client(served_registry, ["flights"], prediction_log=pg_url) as client:
+        ok = client.post("/v2/feedback", json={"request_id": rid, "labels": labels[:3]})
+        assert ok.status_code == 200, ok.text
+    store = open_store(pg_url, create=False)
+    logged = store.find(rid)
+    assert logged.height == 3 and set(logged["model"]) == {"flights"}
+    labelled = store.read("feedback", model="flights").filter(pl.col("request_id") == rid)
+    assert sorted(labelled["row"].to_list()) == [0, 1, 2]
+    assert [json.loads(v) for v in labelled.sort("row")["label"]] == labels[:3]
+    store.close()
