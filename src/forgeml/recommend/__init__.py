@@ -1,0 +1,34 @@
+"""Recommendation: interaction logs, synthetic data, splits, models and full-ranking metrics.
+
+* :class:`Interactions` encodes a Polars frame of (user, item[, weight][, time]) events into
+  integer codes and a sparse user x item matrix.
+* :func:`generate` makes a realistic synthetic log (Zipf items, heavy-tailed users, sessions).
+* :func:`leave_last_n_out` / :func:`time_split` hold out events for evaluation.
+* :class:`Popularity`, :class:`ItemKNN`, :class:`EASE` and :class:`ALS` (needs the ``rec``
+  extra: ``implicit``) share one contract (``fit``, ``recommend``, ``similar_items``);
+  :func:`evaluate` scores them over the whole catalogue.
+
+A library layer for now: ``forgeml run`` and ``forgeml serve`` do not use it yet (see
+docs/recommendation.md). Importing it loads NumPy only; Polars and SciPy load on use.
+"""
+
+from forgeml.recommend.als import ALS
+from forgeml.recommend.evaluate import evaluate
+from forgeml.recommend.interactions import Interactions
+from forgeml.recommend.models import EASE, ItemKNN, Popularity, Recommender
+from forgeml.recommend.split import Split, leave_last_n_out, time_split
+from forgeml.recommend.synthetic import generate
+
+__all__ = [
+    "ALS",
+    "EASE",
+    "Interactions",
+    "ItemKNN",
+    "Popularity",
+    "Recommender",
+    "Split",
+    "evaluate",
+    "generate",
+    "leave_last_n_out",
+    "time_split",
+]
