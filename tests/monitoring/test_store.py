@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -574,3 +575,38 @@ def test_importing_the_store_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_prune_deletes_old_rows_and_never_newer_ones(store: LogStore, location: str) -> None:
+    """Retention: what is older than the cutoff goes (Parquet: by whole days, two days
+    behind the cutoff); nothing newer than the cutoff is ever deleted."""
+    day = timedelta(days=1)
+    for k in range(10):  # ten days of one row a day, at noon
+        store.write("predictions", predictions(1, model=f"m{k}", start=T0 + k * day))
+    store.write("events", pa.table({"ts": [T0], "kind": ["log_dropped"], "count": [3]}))
+    cutoff = datetime.combine((T0 + 6 * day).date(), datetime.min.time(), UTC)
+    removed = store.prune(cutoff)
+    left = store.read("predictions")
+    kept = sorted(left["model"].to_list())
+    if location.startswith("postgresql"):  # row by row: exactly the old ones
+        assert removed == {"predictions": 6, "events": 1}
+        assert kept == [f"m{k}" for k in range(6, 10)]
+    else:  # whole day folders whose rows (that day or the next) are all older: 0..4
+        assert removed == {"predictions": 5, "events": 1}
+        assert kept == [f"m{k}" for k in range(5, 10)]
+    assert store.read("events").height == 0
+    assert store.prune(cutoff) == {}  # nothing more to do
+
+
+def test_prune_from_the_command_line(tmp_path: Path, cli) -> None:
+    folder = tmp_path / "log"
+    with open_store(str(folder)) as store:
+        store.write("predictions", predictions(2, start=datetime(2020, 1, 1, tzinfo=UTC)))
+        store.write("predictions", predictions(2, model="new", start=datetime.now(UTC)))
+    result = cli("monitor", "prune", "--log", str(folder), "--older-than", "30d", "-O", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["removed"] == {"predictions": 1}
+    with open_store(str(folder), create=False) as store:
+        assert set(store.read("predictions")["model"]) == {"new"}
+    bad = cli("monitor", "prune", "--log", str(folder), "--older-than", "soon")
+    assert bad.code == 2 and "soon" in bad.err and "Traceback" not in bad.err

@@ -146,6 +146,38 @@ def report(
     out_console.print(f"report: {path}")
 
 
+@app.command("prune")
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Delete what was logged longer ago than this: 7d, 30d, 12w.")
+    ] = "30d",
+    log: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            help="The prediction log: a folder or a postgresql:// URL. Default: the registry's.",
+            show_default=False,
+        ),
+    ] = None,
+    registry: RegistryOpt = None,
+    output: OutputOpt = OutputFormat.text,
+) -> None:
+    """Retention: delete predictions, feedback and events logged before now - OLDER_THAN
+    (Parquet logs by whole days, keeping at least one more day than asked)."""
+    from forgeml.cli.output import emit_json, out_console
+    from forgeml.workflow.monitor import prune_log
+
+    result = prune_log(registry=registry_uri(registry), log=log, older_than=older_than)
+    if output == OutputFormat.json:
+        emit_json(result)
+        return
+    removed = result["removed"]
+    what = ", ".join(f"{n:,} {kind}" for kind, n in removed.items()) or "nothing"
+    out_console.print(
+        f"{result['log']}: deleted {what} ({result['unit']}) logged before {result['before']}"
+    )
+
+
 def _print_summary(result: MonitorReport, console: Console) -> None:
     from rich.text import Text
 

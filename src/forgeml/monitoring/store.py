@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -233,9 +234,22 @@ class LogStore(ABC):
             raise UsageError(f"request_id must be a string, not {type(request_id).__name__}")
         return _frame("predictions", self._read(_Query("predictions", request_id=request_id)))
 
+    def prune(self, before: datetime) -> dict[str, int]:
+        """Delete what was logged before ``before`` (retention); returns, per kind, how
+        many rows (PostgreSQL) or files (Parquet) went. Parquet logs go by whole day
+        folders, and a day's folder only once ``before`` is two days past it (a flush that
+        crossed midnight files its last rows under the previous day), so nothing newer
+        than ``before`` is ever deleted."""
+        cutoff = _utc(before, "before")
+        assert cutoff is not None
+        return self._prune(cutoff)
+
     @abstractmethod
     def close(self) -> None:
         """Release connections; the store cannot be used afterwards."""
+
+    @abstractmethod
+    def _prune(self, before: datetime) -> dict[str, int]: ...
 
     @abstractmethod
     def _write(self, kind: str, table: pa.Table) -> None: ...
@@ -474,6 +488,25 @@ class ParquetStore(LogStore):
                 f"{self.location}: cannot read the {query.kind} log ({_first_line(exc)})"
             ) from exc
 
+    def _prune(self, before: datetime) -> dict[str, int]:
+        last = before.date() - timedelta(days=2)  # rows of day D may sit in D-1's folder
+        removed: dict[str, int] = {}
+        for kind in LOG_KINDS:
+            roots = [self.folder / kind] + ([self.folder] if kind == "predictions" else [])
+            for root in roots:
+                for day, path in _partitions(root):
+                    if day > last:
+                        continue
+                    files = _parquet_files(path)
+                    try:
+                        shutil.rmtree(path)
+                    except OSError as exc:
+                        raise ForgeError(
+                            f"{self.location}: cannot delete {path} ({exc.strerror or exc})"
+                        ) from exc
+                    removed[kind] = removed.get(kind, 0) + len(files)
+        return removed
+
     def _files(self, kind: str, since: datetime | None, until: datetime | None) -> list[str]:
         """The Parquet files that may hold rows in [since, until), oldest first."""
         roots = [self.folder / kind]
@@ -700,6 +733,20 @@ class PostgresStore(LogStore):
             with conn.cursor() as cursor, cursor.copy(statement) as copy:
                 copy.write(memoryview(data))
             conn.commit()
+
+    def _prune(self, before: datetime) -> dict[str, int]:
+        from psycopg import sql
+
+        removed: dict[str, int] = {}
+        statement = sql.SQL('DELETE FROM {} WHERE "ts" < %s')
+        with self._connection("deleting old rows") as conn:
+            with conn.cursor() as cursor:
+                for kind in LOG_KINDS:
+                    cursor.execute(statement.format(sql.Identifier(_table(kind))), (before,))
+                    if cursor.rowcount:
+                        removed[kind] = cursor.rowcount
+            conn.commit()
+        return removed
 
     def _read(self, query: _Query) -> pl.DataFrame | None:
         import psycopg

@@ -483,3 +483,26 @@ def _dropped(events: Any, model: str) -> int:
         (pl.col("kind") == "log_dropped") & (pl.col("model").is_null() | (pl.col("model") == model))
     )
     return int(mine.get_column("count").sum() or 0)
+
+
+def prune_log(
+    *,
+    registry: str = ".forgeml",
+    log: str | None = None,
+    older_than: str = "30d",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Delete what the log at ``log`` (default: the registry's) holds from before
+    ``now - older_than``: the retention a long-running server's log needs."""
+    from forgeml.monitoring.store import open_store
+    from forgeml.monitoring.windows import parse_window
+    from forgeml.registry.location import default_log_location
+
+    keep = parse_window(older_than)
+    cutoff = (now or datetime.now(UTC)) - keep
+    location = log or default_log_location(registry)
+    with open_store(location, create=False) as store:
+        removed = store.prune(cutoff)
+        shown = store.location
+    unit = "rows" if shown.startswith("postgresql") else "files"
+    return {"log": shown, "before": cutoff.isoformat(), "removed": removed, "unit": unit}
