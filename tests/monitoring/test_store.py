@@ -8,12 +8,12 @@ store per backend and keep apart by model name.
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
