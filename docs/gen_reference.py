@@ -277,8 +277,9 @@ FIELD_NOTES: dict[str, str] = {
     ),
     # EngineSpec
     "EngineSpec.kind": (
-        "`local`: a process pool on this machine. `ray` is not available yet: `forgeml run` "
-        "and `forgeml config check` refuse it (exit 2)."
+        "`local`: a process pool on this machine; `ray`: Ray tasks on the cluster in "
+        "`$RAY_ADDRESS`, or on a local Ray forgeml starts and stops (see "
+        "training.md#running-on-ray)."
     ),
     "EngineSpec.workers": "Parallel trials; default one per CPU (`1` runs trials in-process).",
     # RegistrySpec

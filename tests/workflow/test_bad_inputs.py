@@ -188,13 +188,6 @@ def test_unknown_model_parameter_fails_before_training(
     _fails(cli, project / "reg", ["config", "check", str(spec)], 2, "num_leaf")
 
 
-def test_engine_not_available_yet(cli, project: Path, flights_csv: Path) -> None:
-    spec = _spec_file(
-        project, small_spec(str(flights_csv), project / "reg", engine={"kind": "ray"})
-    )
-    _fails(cli, project / "reg", ["config", "check", str(spec)], 2, "engine.kind", "Ray")
-
-
 def test_missing_optional_package_names_the_extra(cli, project: Path) -> None:
     message = _fails(
         cli, project / "reg", ["init", "s3://bucket/data.csv", "--target", "y"], 2, "s3fs"

@@ -50,6 +50,10 @@ class SharedHandle:
             return load_shared(str(self.ref))
         if self.backend == "inline":
             return dict(self.ref)
+        if self.backend == "ray":
+            from forgeml.engine.ray_backend import load_ray_shared
+
+            return load_ray_shared(self.ref)
         raise ValueError(f"unknown executor backend {self.backend!r}")
 
 
