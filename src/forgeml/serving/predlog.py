@@ -227,53 +227,46 @@ class PredictionLog:
         entries = list(self._queue)
         self._queue.clear()
         self._queued_rows = 0
-        ids: list[str] = []
-        ts: list[int] = []
-        models: list[str] = []
-        versions: list[str] = []
-        variants: list[str | None] = []
-        units: list[str | None] = []
-        shadows: list[bool] = []
-        rows: list[int] = []
-        inputs: list[bytes] = []
+        # Column by column: one comprehension per field over the requests, then Arrow
+        # repeats each request's values over its rows (most requests have one row; a
+        # Python loop appending ten lists per request cost twice as much).
+        counts = np.fromiter((len(e[7]) for e in entries), np.int64, len(entries))
+        total = int(counts.sum())
+        expand = pa.array(np.repeat(np.arange(len(entries)), counts))
+        starts = np.cumsum(counts) - counts
+        rows = np.arange(total) - np.repeat(starts, counts)
+
+        def per_request(index: int, kind: Any) -> Any:
+            return pa.array([e[index] for e in entries], kind).take(expand)
+
         predictions: list[bytes] = []
-        scores: list[float | None] = []
-        latency: list[float] = []
+        scores: list[Any] = []
         for group in _runs_by_decoder(entries):
-            decode = group[0][DECODE]
             raw = np.concatenate([np.asarray(e[DECODE - 1]) for e in group])
-            labels, values = decode(raw)
+            labels, values = group[0][DECODE](raw)
             predictions += [orjson.dumps(p, default=str) for p in labels]
             scores += values if values is not None else [None] * len(labels)
-            for rid, t, model, version, variant, unit, shadow, records, _, _, ms in group:
-                n = len(records)
-                ids += [rid] * n
-                ts += [int(t * 1_000_000)] * n
-                models += [model] * n
-                versions += [version] * n
-                variants += [variant] * n
-                units += [unit] * n
-                shadows += [shadow] * n
-                rows += range(n)
-                inputs += [orjson.dumps(r, default=str) for r in records]
-                latency += [ms] * n
+        inputs = [orjson.dumps(r, default=str) for e in entries for r in e[7]]
+        stamps = np.fromiter((e[1] for e in entries), np.float64, len(entries)) * 1e6
         table = pa.table(
             {
-                "request_id": pa.array(ids, pa.string()),
-                "ts": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-                "model": pa.array(models, pa.string()),
-                "version": pa.array(versions, pa.string()),
-                "variant": pa.array(variants, pa.string()),
-                "unit": pa.array(units, pa.string()),
-                "shadow": pa.array(shadows, pa.bool_()),
+                "request_id": per_request(0, pa.string()),
+                "ts": pa.array(stamps.astype(np.int64)).take(expand).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                "model": per_request(2, pa.string()),
+                "version": per_request(3, pa.string()),
+                "variant": per_request(4, pa.string()),
+                "unit": per_request(5, pa.string()),
+                "shadow": per_request(6, pa.bool_()),
                 "row": pa.array(rows, pa.int32()),
                 "inputs": pa.array(inputs, pa.binary()).cast(pa.string()),
                 "prediction": pa.array(predictions, pa.binary()).cast(pa.string()),
                 "score": pa.array(scores, pa.float64()),
-                "latency_ms": pa.array(latency, pa.float64()),
+                "latency_ms": per_request(DECODE + 1, pa.float64()),
             }
         )
-        return "predictions", table, len(ids)
+        return "predictions", table, total
 
     def _write(self, tables: list[tuple[str, Any, int]]) -> None:
         """One store write per kind (the writer thread)."""
