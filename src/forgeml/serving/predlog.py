@@ -75,6 +75,7 @@ class PredictionLog:
         self.write_seconds = write_seconds
         self.write_rows = write_rows
         self._pending: list[tuple[str, Any, int]] = []  # taken, not yet written
+        self._closing = False
         self.dropped = 0
         self.errors = 0  # failed writes (a full disk, a lost database)
         self.last_error = ""
@@ -141,11 +142,18 @@ class PredictionLog:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        """Write everything queued, then stop."""
+        """Write everything queued, then stop.
+
+        The writer loop is asked to stop (a flag, then a wake-up) rather than cancelled:
+        on Python 3.11 cancelling a task inside ``asyncio.wait_for`` whose event was just
+        set swallows the cancellation, and the loop ran on for ever — a server that never
+        finished shutting down when SIGTERM came while a flush was due.
+        """
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            assert self._wake is not None
+            self._closing = True
+            self._wake.set()
+            await self._task
             self._task = None
         tables, self._pending = [*self._pending, *self._take()], []
         if tables:
@@ -165,6 +173,8 @@ class PredictionLog:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
             self._wake.clear()
+            if self._closing:
+                return  # close() writes what is left
             # Tables are built often, in short bursts (the event loop is not held for
             # long); they are written less often, together (fewer, larger files).
             self._pending += self._take()
@@ -251,9 +261,9 @@ class PredictionLog:
         table = pa.table(
             {
                 "request_id": per_request(0, pa.string()),
-                "ts": pa.array(stamps.astype(np.int64)).take(expand).cast(
-                    pa.timestamp("us", tz="UTC")
-                ),
+                "ts": pa.array(stamps.astype(np.int64))
+                .take(expand)
+                .cast(pa.timestamp("us", tz="UTC")),
                 "model": per_request(2, pa.string()),
                 "version": per_request(3, pa.string()),
                 "variant": per_request(4, pa.string()),
