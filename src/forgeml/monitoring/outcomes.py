@@ -211,7 +211,7 @@ def _regression(y: Any, pred: Any) -> dict[str, float]:
     error = pred - y
     out = {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
     total = float(np.sum((y - y.mean()) ** 2))
-    if total > 0:
+    if y.max() > y.min() and total > 0:  # equal labels: rounding in the mean is not spread
         out["r2"] = 1.0 - float(np.sum(error**2)) / total
     return out
 
