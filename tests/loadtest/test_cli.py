@@ -14,7 +14,7 @@ from .conftest import Reply
 def test_json_output(cli, serve, tmp_path: Path) -> None:
     server = serve()
     result = cli(
-        "loadtest", server.url, "-c", "2", "--duration", "300ms", "--warmup", "100ms", "-O", "json"
+        "loadtest", server.url, "-c", "2", "--duration", "1s", "--warmup", "0s", "-O", "json"
     )
     assert result.code == 0, result.err
     data = json.loads(result.out)
