@@ -6,13 +6,28 @@ import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.serving.conftest import make_client
 
 from forgeml.errors import ConfigError
 from forgeml.monitoring.store import open_store
-from forgeml.serving.predlog import PredictionLog
+from forgeml.serving.predlog import PredictionLog, _json_values
+
+JSON_SCALARS = st.one_of(
+    st.booleans(), st.integers(-3, 3), st.floats(-2, 2, allow_nan=False), st.sampled_from(["a", "1"]),
+    st.none(), st.lists(st.integers(0, 2), max_size=2),
+)  # fmt: skip
+
+
+@given(st.lists(JSON_SCALARS, max_size=30))
+def test_labels_encode_as_json_one_by_one_would(values: list[object]) -> None:
+    """Distinct labels are encoded once and reused: ``True`` (== 1) still encodes as
+    ``true``, ``1.0`` as ``1.0``, unhashable lists one by one."""
+    assert _json_values(values) == [orjson.dumps(v) for v in values]
 
 
 def test_served_predictions_are_logged_with_their_request_ids(

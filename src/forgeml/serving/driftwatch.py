@@ -34,26 +34,31 @@ class DriftWatch:
         self.seconds = seconds
         self.rows = rows
         self.checks = 0
-        # per model: (rows, raw output) of its latest requests (at most ``rows`` requests)
-        self._windows: dict[str, deque[tuple[list[dict[str, Any]], Any]]] = {}
+        # per model: (rows as JSON, raw output) of its latest requests (at most ``rows``)
+        self._windows: dict[str, deque[tuple[tuple[bytes, ...], Any]]] = {}
         self._profiles: dict[tuple[str, int], Any] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, model: Any, records: list[dict[str, Any]], raw: Any) -> None:
-        """Remember a request's rows and raw output: one append of references (the rows
-        and scores are unpacked only when a check runs)."""
+    def add(self, model: Any, inputs: tuple[bytes, ...], raw: Any) -> None:
+        """Remember a request's rows (as the prediction log encoded them: JSON bytes) and
+        raw output: one append of references (rows are decoded and scores unpacked only
+        when a check runs, in a thread). Bytes rather than the request's dicts: thousands
+        of live dicts made every garbage collection walk them."""
         window = self._windows.get(model.name)
         if window is None:
             window = self._windows[model.name] = deque(maxlen=self.rows)
-        window.append((records, raw))
+        window.append((inputs, raw))
 
     def _rows(
-        self, model: Any, requests: list[tuple[list[dict[str, Any]], Any]]
+        self, model: Any, requests: list[tuple[tuple[bytes, ...], Any]]
     ) -> list[tuple[dict[str, Any], float | None]]:
         """The latest ``rows`` rows of the requests with their scores (positive-class
         probability or value; None for multiclass)."""
+        import orjson
+
         out: list[tuple[dict[str, Any], float | None]] = []
-        for records, raw in reversed(requests):
+        for inputs, raw in reversed(requests):
+            records = [orjson.loads(row) for row in inputs]
             if model.task.is_binary:
                 scores: list[Any] = raw[:, 1].tolist()
             elif model.task.kind == "regression":
@@ -102,7 +107,7 @@ class DriftWatch:
         for feature, flag in flags.items():
             self.metrics.drifted[(model, feature)] = flag
 
-    def _score(self, model: Any, requests: list[tuple[list[dict[str, Any]], Any]]) -> list[Any]:
+    def _score(self, model: Any, requests: list[tuple[tuple[bytes, ...], Any]]) -> list[Any]:
         import polars as pl
 
         from forgeml.monitoring import PREDICTION_COLUMN, detect_drift

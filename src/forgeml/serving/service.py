@@ -362,9 +362,9 @@ class PredictionService:
         routed: Routed | None = state.get("routed")
         variant = routed.variant if routed is not None else None
         unit = routed.unit if routed is not None else None
-        self._log(model, request_id, records, raw, seconds * 1000, variant, unit)
+        inputs = self._log(model, request_id, records, raw, seconds * 1000, variant, unit)
         self.recent.add(request_id, (model.name, model.version, variant, raw, len(records)))
-        self.drift.add(model, records, raw)
+        self.drift.add(model, inputs, raw)
         if routed is not None and "shadow" in state:
             for name, shadow in routed.shadows:
                 task = asyncio.get_running_loop().create_task(
@@ -391,11 +391,12 @@ class PredictionService:
         unit: str | None,
         *,
         shadow: bool = False,
-    ) -> None:
+    ) -> tuple[bytes, ...]:
+        """Queue the request in the prediction log; returns its rows as JSON."""
         assert self.predlog is not None
         if model.decoder is None:
             model.decoder = _decoder(model)
-        self.predlog.record(
+        return self.predlog.record(
             request_id=request_id, model=model.name, version=model.version, records=records,
             raw=raw, decode=model.decoder, latency_ms=latency_ms, variant=variant, unit=unit,
             shadow=shadow,
