@@ -276,3 +276,49 @@ def test_a_v1_registry_gains_the_experiments_table(where, make_run, make_source)
     assert SCHEMA_VERSION == 2
     with where.open() as reg, pytest.raises(UsageError, match="already has a running"):
         reg.start_experiment(make_experiment(name="again"))
+
+
+def _schema_snapshot(conn: sa.Connection) -> dict[str, Any]:
+    """Every table's columns, keys, constraints and indexes, as the database reports them."""
+    inspector = sa.inspect(conn)
+    snapshot: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        snapshot[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)
+            ],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(
+                (f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                for f in inspector.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+            ),
+        }
+    return snapshot
+
+
+def test_a_migrated_registry_has_exactly_the_schema_of_a_new_one(
+    where, make_run, make_source
+) -> None:
+    """Migrations are checked against creation: a populated v1 registry, once migrated,
+    has the same tables, columns, keys, constraints and indexes as an empty registry
+    created by this version (a migration that forgets an index fails here)."""
+    with where.open() as reg, reg._db.read() as conn:
+        fresh = _schema_snapshot(conn)
+    with where.open() as reg:
+        reg.commit_run(make_run(), NewVersion("churn", make_source(), aliases=["champion"]))
+        with reg._db.write() as conn:
+            conn.execute(sa.text("DROP TABLE experiments"))
+            conn.execute(forgeml_schema.update().values(version=1))
+    with where.open(create=False) as reg, reg._db.read() as conn:
+        migrated = _schema_snapshot(conn)
+        assert conn.execute(sa.select(forgeml_schema.c.version)).scalar_one() == SCHEMA_VERSION
+    assert migrated == fresh
+    assert "experiments" in fresh and fresh["experiments"]["indexes"]  # not vacuous
