@@ -21,6 +21,7 @@ def test_public_names() -> None:
         "pipeline",
         "records",
         "scalars",
+        "streaming",
         "target_encoding",
         "text",
         "timestamps",

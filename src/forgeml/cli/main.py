@@ -25,6 +25,7 @@ from forgeml.cli import (
     predict_cmd,
     run_cmd,
     serve_cmd,
+    validate_cmd,
 )
 
 __all__ = ["app", "main"]
@@ -40,6 +41,7 @@ app = typer.Typer(
 app.command("init")(init_cmd.init)
 app.command("run")(run_cmd.run)
 app.command("predict")(predict_cmd.predict)
+app.command("validate")(validate_cmd.validate)
 app.command("demo")(demo_cmd.demo)
 app.command("serve")(serve_cmd.serve)
 app.command("loadtest")(loadtest_cmd.loadtest)

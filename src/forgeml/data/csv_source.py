@@ -84,7 +84,7 @@ class CsvSource(DataSource):
         self.header = header
         self.null_values = list(null_values)
         self.chunk_rows = chunk_rows
-        self.block_size = block_size  # bytes per parse block; by default ~chunk_rows rows
+        self.block_size = block_size  # bytes per parse block (and one batch each)
         self.description = hide_password(files.source)
 
     def fingerprint_hint(self) -> str | None:
@@ -123,7 +123,7 @@ class CsvSource(DataSource):
 
         read_options = pacsv.ReadOptions(
             use_threads=False,  # record numbers are only known when parsing on one thread
-            block_size=self.block_size or _block_size(head, self.chunk_rows),
+            block_size=self.block_size or _block_size(head),
             column_names=names,
             skip_rows=int(self.header),
             encoding="utf8" if self.encoding == "utf-8" else self.encoding,
@@ -144,9 +144,7 @@ class CsvSource(DataSource):
         with self._open(path, compression, name) as stream:
             try:
                 reader = pacsv.open_csv(stream, read_options, parse_options, convert_options)
-                for record_batch in reader:
-                    frame = pl.from_arrow(record_batch)
-                    assert isinstance(frame, pl.DataFrame)
+                for frame in self._coalesce(reader):
                     batch = self._to_batch(frame, mapper, offset)
                     offset += batch.frame.height
                     yielded = True
@@ -159,6 +157,25 @@ class CsvSource(DataSource):
         if tail or not yielded:
             empty = pl.DataFrame(schema=dict.fromkeys(names, pl.String))
             yield Batch(empty, offset, tail, pl.Series("_line", [], dtype=pl.Int64))
+
+    def _coalesce(self, reader: Any) -> Iterator[pl.DataFrame]:
+        """Frames of about ``chunk_rows`` rows from the reader's small parse blocks (one
+        frame per block when ``block_size`` was given)."""
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for record_batch in reader:
+            pending.append(record_batch)
+            rows += record_batch.num_rows
+            if self.block_size is None and rows < self.chunk_rows:
+                continue
+            frame = pl.from_arrow(pa.Table.from_batches(pending))
+            assert isinstance(frame, pl.DataFrame)
+            pending, rows = [], 0
+            yield frame
+        if pending:
+            frame = pl.from_arrow(pa.Table.from_batches(pending))
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
 
     def _to_batch(self, frame: pl.DataFrame, mapper: _LineMapper, offset: int) -> Batch:
         cols = frame.columns
@@ -261,10 +278,17 @@ class _LineMapper:
         ]
 
 
-def _block_size(head: bytes, chunk_rows: int) -> int:
-    """Bytes per read block so a block holds about ``chunk_rows`` rows."""
+def _block_size(head: bytes) -> int:
+    """Bytes per parse block: 1 MiB, or 64 rows when rows are longer than 16 KiB.
+
+    pyarrow's streaming reader reads 32 to 48 blocks ahead of the parser on a background
+    thread, whatever ``use_threads`` says; blocks of ``chunk_rows`` rows (19 MiB for 262,144
+    rows of 75 bytes) made it buffer a whole 220 MB file at once. Small blocks bound that
+    read-ahead to tens of MiB; :meth:`CsvSource._coalesce` joins them into batches of about
+    ``chunk_rows`` rows.
+    """
     row_bytes = len(head) / max(1, head.count(b"\n"))
-    return int(min(_MAX_BLOCK, max(_MIN_BLOCK, row_bytes * chunk_rows)))
+    return int(min(_MAX_BLOCK, max(_MIN_BLOCK, row_bytes * 64)))
 
 
 def _header_names(head: bytes, *, name: str, sep: str, enc: str, header: bool) -> list[str]:
