@@ -39,3 +39,14 @@ def test_als_beats_popularity_on_movielens(movielens):
     popularity = evaluate(Popularity().fit(split.train), split.train, split.test, k=10)
     for metric in ("ndcg@10", "recall@10"):
         assert als[metric] > popularity[metric], metric
+
+
+def test_get_params_are_the_constructor_arguments():
+    model = ALS(factors=8, regularization=0.1, alpha=3.0, iterations=4, seed=2)
+    assert model.get_params() == {
+        "factors": 8,
+        "regularization": 0.1,
+        "alpha": 3.0,
+        "iterations": 4,
+        "seed": 2,
+    }

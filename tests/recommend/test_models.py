@@ -152,3 +152,13 @@ def test_item_knn_with_all_neighbours_is_plain_cosine(seed):
     np.fill_diagonal(expected, 0.0)
     model = ItemKNN(neighbours=log.n_items).fit(log)
     np.testing.assert_allclose(model.similarity_.toarray(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [Popularity(), ItemKNN(neighbours=7, shrink=2.0), EASE(lam=3.0, max_items=50)],
+)
+def test_get_params_rebuilds_an_equal_model(model):
+    params = model.get_params()
+    assert type(model)(**params).get_params() == params
+    assert all(getattr(model, name) == value for name, value in params.items())

@@ -2,27 +2,104 @@
 ``implicit`` library — an optional dependency (``pip install 'forgeml[rec]'``).
 
 It follows the contract of :mod:`forgeml.recommend.models`: user and item factors are
-learned from the binary user x item matrix (confidence ``1 + alpha``), a user's scores are
-``user_factors @ item_factors.T``, and ``similar_items`` ranks items by cosine similarity of
-their factors. Training runs on the CPU with BLAS held to one thread (``implicit``
-parallelises itself; a threaded BLAS inside it is much slower and warns).
+learned from the binary user x item matrix (confidence ``alpha`` on positives, as
+``implicit`` weighs them), a user's scores are ``user_factors @ item_factors.T``, and
+``similar_items`` ranks items by cosine similarity of their factors. Training runs on the
+CPU with BLAS held to one thread (``implicit`` parallelises itself; a threaded BLAS inside
+it is much slower and warns).
+
+Fold-in (:meth:`~forgeml.recommend.models.Recommender.recommend_history`) solves a user's
+factors from their history with the item factors held fixed — the exact least-squares step
+ALS itself takes for a user: ``x = (YᵀY + λI + (α - 1) Y_hᵀ Y_h)⁻¹ α Y_hᵀ 1`` where ``Y_h``
+are the history's item factors. Fitting does not need ``implicit`` at inference time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forgeml._optional import require
-from forgeml.errors import UsageError
+from forgeml.errors import DataError, UsageError
 from forgeml.recommend.interactions import Interactions
-from forgeml.recommend.models import Recommender, _check_k, _codes, _top_k
+from forgeml.recommend.models import Recommender, _check_array, _codes, _similar_from_rows
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from forgeml.recommend.ann import ItemIndex
 
 __all__ = ["ALS"]
 
 
-class ALS(Recommender):
+class _FactorModel(Recommender):
+    """Models scoring ``user_vectors @ item_factors_.T``; subclasses set the factors in
+    ``fit`` and say how a history is folded in (``_fold_in``)."""
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    index_: ItemIndex  # set by forgeml.recommend.ann.build_index (optional)
+    _state_attrs = ("seen_", "user_factors_", "item_factors_")
+
+    def _scores(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray(self.user_factors_[users] @ self.item_factors_.T)
+
+    def _scores_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(self.fold_in(history) @ self.item_factors_.T)
+
+    def user_vectors(self, user_codes: Any) -> np.ndarray:
+        """The fitted users' vectors, ``[len(user_codes), dim]``: scores are
+        ``user_vectors @ item_vectors().T`` (what an inner-product index searches)."""
+        users = _codes(user_codes, self._fitted().shape[0], "user")
+        return np.asarray(self.user_factors_[users], dtype=np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        """``[n_items, dim]`` item vectors matching :meth:`user_vectors`."""
+        return self.item_factors_
+
+    def fold_in(self, histories: Any) -> np.ndarray:
+        """User vectors ``[users, dim]`` computed from item histories (a list of item-code
+        arrays or a sparse ``[users, n_items]`` matrix), item factors held fixed; an empty
+        history gives a zero vector (scores 0: ties broken by item code)."""
+        return self._fold_in(self._history_matrix(histories))
+
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def _gram(self) -> np.ndarray:
+        """``item_factors_ᵀ item_factors_`` in float64, computed once per set of factors."""
+        cached = getattr(self, "_gram_cache", None)
+        if cached is None or cached[0] is not self.item_factors_:
+            basis = self.item_factors_.astype(np.float64)
+            cached = (self.item_factors_, basis.T @ basis)
+            self._gram_cache = cached
+        return cached[1]
+
+    def _similarity_rows(self, items: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the items' factors to every item, ``[len(items), n_items]``."""
+        factors = self._similarity_factors()
+        norms = np.linalg.norm(factors, axis=1) + 1e-12
+        unit = factors / norms[:, None]
+        return np.asarray(unit[items] @ unit.T, dtype=np.float32)
+
+    def _similarity_factors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def similar_items(self, item_codes: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, scores)``: items by cosine similarity of factors, never the item itself."""
+        wanted = _codes(item_codes, self._fitted().shape[1], "item")
+        return _similar_from_rows(self._similarity_rows(wanted), wanted, k)
+
+    def _check_state(self) -> None:
+        dim = self.item_factors_.shape[1] if self.item_factors_.ndim == 2 else -1
+        _check_array(self.user_factors_, "user_factors_", (self.n_users, dim))
+        _check_array(self.item_factors_, "item_factors_", (self.n_items, dim))
+        if dim < 1:
+            raise DataError("saved model: item_factors_ has no factor columns")
+
+
+class ALS(_FactorModel):
     """Alternating least squares with ``factors`` dimensions, L2 ``regularization``,
     confidence scale ``alpha``, ``iterations`` sweeps, and ``seed`` for the initial factors."""
 
@@ -63,16 +140,16 @@ class ALS(Recommender):
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         return self
 
-    def _scores(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray(self.user_factors_[users] @ self.item_factors_.T)
-
-    def similar_items(self, item_codes: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """``(items, scores)``: items by cosine similarity of factors, never the item itself."""
-        wanted = _codes(item_codes, self._fitted().shape[1], "item")
-        norms = np.linalg.norm(self.item_factors_, axis=1) + 1e-12
-        unit = self.item_factors_ / norms[:, None]
-        dense = unit[wanted] @ unit.T
-        dense[np.arange(len(wanted)), wanted] = -np.inf
-        items, scores = _top_k(dense, _check_k(k))
-        items[~np.isfinite(scores)] = -1
-        return items, scores
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """One ALS half-step per user: ``(YᵀY + λI + (α - 1) Y_hᵀY_h)⁻¹ α Y_hᵀ1``."""
+        dim = self.item_factors_.shape[1]
+        base = self._gram() + self.regularization * np.eye(dim)
+        solved = np.zeros((history.shape[0], dim), dtype=np.float64)
+        for row in range(history.shape[0]):
+            items = history.indices[history.indptr[row] : history.indptr[row + 1]]
+            if len(items) == 0:
+                continue
+            chosen = self.item_factors_[items].astype(np.float64)
+            lhs = base + (self.alpha - 1.0) * (chosen.T @ chosen)
+            solved[row] = np.linalg.solve(lhs, self.alpha * chosen.sum(axis=0))
+        return solved.astype(np.float32)

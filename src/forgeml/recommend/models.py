@@ -25,6 +25,7 @@ of users so memory stays ``block x n_items``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,16 +43,38 @@ _BLOCK = 1024
 
 class Recommender:
     """The shared contract; subclasses implement ``fit`` (setting ``seen_`` through
-    :meth:`_remember`) and ``_scores``."""
+    :meth:`_remember`), ``_scores`` (fitted users) and ``_scores_history`` (any history).
+
+    Fitted state lives in the attributes named by ``_state_attrs`` (NumPy arrays or SciPy
+    CSR matrices) so :mod:`forgeml.recommend.persist` can save it without pickle;
+    constructor arguments come back from :meth:`get_params`.
+    """
 
     seen_: sp.csr_matrix
+    _state_attrs: tuple[str, ...] = ("seen_",)
 
     def fit(self, interactions: Interactions) -> Recommender:
         """Learn from ``interactions``; returns ``self``."""
         raise NotImplementedError
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn style), e.g. for tuning or saving."""
+        import inspect
+
+        names = [
+            name
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+        ]
+        return {name: getattr(self, name) for name in names}
+
     def _scores(self, users: np.ndarray) -> np.ndarray:
-        """Dense float32 ``[len(users), n_items]`` scores; higher is better."""
+        """Dense float32 ``[len(users), n_items]`` scores of fitted users; higher is better."""
+        return self._scores_history(self.seen_[users])
+
+    def _scores_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """Dense ``[history.shape[0], n_items]`` scores of users given by their binary
+        history rows (fold-in: no retraining)."""
         raise NotImplementedError
 
     def _remember(self, interactions: Interactions) -> sp.csr_matrix:
@@ -60,32 +83,164 @@ class Recommender:
         self.seen_ = interactions.matrix(binary=True)
         return self.seen_
 
+    def _check_state(self) -> None:
+        """Raise :class:`DataError` when loaded state is inconsistent (shapes, values);
+        subclasses extend it. ``seen_`` itself is checked by the loader."""
+
     @property
     def n_items(self) -> int:
         """Size of the catalogue the model ranks."""
         return int(self._fitted().shape[1])
 
+    @property
+    def n_users(self) -> int:
+        """Number of users the model was fitted on (the codes ``recommend`` accepts)."""
+        return int(self._fitted().shape[0])
+
     def recommend(
-        self, user_codes: Any, k: int = 10, *, exclude_seen: bool = True
+        self,
+        user_codes: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: Any = None,
+        allow: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(items, scores)``, both ``[len(user_codes), k]``, best first. With
-        ``exclude_seen`` a user's training items are never returned; where fewer than ``k``
-        items remain the row is padded with item ``-1`` and score ``-inf``."""
+        """``(items, scores)``, both ``[len(user_codes), k]``, best first.
+
+        With ``exclude_seen`` a user's training items are never returned. Business filters
+        apply to every user of the call: ``exclude`` (item codes never returned) and
+        ``allow`` (only these item codes may be returned, e.g. one category). Where fewer
+        than ``k`` items remain (also when the filters leave nothing) the row is padded with
+        item ``-1`` and score ``-inf``. A user with no training interaction (e.g. only
+        ratings below the positive threshold) gets the popular items (distinct users per
+        item in training): no model has anything personal to say about them."""
         seen = self._fitted()
         users = _codes(user_codes, seen.shape[0], "user")
+        return self._rank(
+            k,
+            lambda lo, hi: self._scores(users[lo:hi]),
+            seen[users],
+            exclude_seen,
+            exclude,
+            allow,
+        )
+
+    def recommend_history(
+        self,
+        histories: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: Any = None,
+        allow: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fold-in: recommend for users described only by their item history, without
+        retraining (new users, or fitted users with new interactions).
+
+        ``histories`` is a list with one array of item codes per user (duplicates count
+        once: models learn from the binary matrix) or a sparse ``[users, n_items]`` matrix
+        whose non-zeros are the history. ``exclude_seen`` excludes each user's history;
+        ``exclude``/``allow`` and padding as in :meth:`recommend`. ItemKNN and EASE score
+        ``history @ similarity`` (exactly what ``recommend`` gives a fitted user with that
+        history); ALS and BPR solve the user's factors from the history (see their
+        docs); Popularity returns the popular items, and so does every model for an empty
+        history (a new user)."""
+        history = self._history_matrix(histories)
+        return self._rank(
+            k,
+            lambda lo, hi: self._scores_history(history[lo:hi]),
+            history,
+            exclude_seen,
+            exclude,
+            allow,
+        )
+
+    def _history_matrix(self, histories: Any) -> sp.csr_matrix:
+        import scipy.sparse as sp
+
+        n_items = self._fitted().shape[1]
+        if sp.issparse(histories):
+            matrix = sp.csr_matrix(histories, dtype=np.float32)
+            if matrix.ndim != 2 or matrix.shape[1] != n_items:
+                raise UsageError(
+                    f"histories: a sparse history matrix needs {n_items} columns "
+                    f"(the catalogue), got shape {matrix.shape}"
+                )
+            matrix.eliminate_zeros()
+        else:
+            if isinstance(histories, np.ndarray) and histories.ndim == 1:
+                raise UsageError(
+                    "histories must be a list of item-code arrays, one per user "
+                    "(wrap a single history in a list)"
+                )
+            rows = [_codes(h, n_items, "history item") for h in histories]
+            lengths = np.array([len(r) for r in rows], dtype=np.int64)
+            indices = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+            matrix = sp.csr_matrix(
+                (
+                    np.ones(len(indices), np.float32),
+                    (np.repeat(np.arange(len(rows)), lengths), indices),
+                ),
+                shape=(len(rows), n_items),
+                dtype=np.float32,
+            )
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        matrix.sort_indices()
+        return matrix
+
+    def _popularity(self) -> np.ndarray:
+        """Distinct users per item in training (the fallback for empty histories)."""
+        cached = getattr(self, "_popularity_cache", None)
+        if cached is None or cached[0] is not self.seen_:
+            counts = np.diff(self.seen_.tocsc().indptr).astype(np.float32)
+            cached = (self.seen_, counts)
+            self._popularity_cache = cached
+        return cached[1]
+
+    def _rank(
+        self,
+        k: int,
+        scores_of: Callable[[int, int], np.ndarray],
+        history: sp.csr_matrix,
+        exclude_seen: bool,
+        exclude: Any,
+        allow: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` of ``scores_of(lo, hi)`` computed in blocks of rows (popularity for
+        rows with an empty ``history``), with the history excluded when ``exclude_seen``
+        and the business filters applied."""
+        n_items = self._fitted().shape[1]
+        n_rows = history.shape[0]
         k = _check_k(k)
-        items = np.full((len(users), k), -1, dtype=np.int64)
-        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
-        for lo in range(0, len(users), _BLOCK):
-            block = users[lo : lo + _BLOCK]
-            dense = self._scores(block).astype(np.float32, copy=False)
+        banned = None if exclude is None else _codes(exclude, n_items, "exclude item")
+        allowed = None if allow is None else np.unique(_codes(allow, n_items, "allow item"))
+        items = np.full((n_rows, k), -1, dtype=np.int64)
+        scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+        if allowed is not None and len(allowed) == 0:
+            return items, scores
+        for lo in range(0, n_rows, _BLOCK):
+            hi = min(lo + _BLOCK, n_rows)
+            dense = np.array(scores_of(lo, hi), dtype=np.float32)
+            block = history[lo:hi]
+            empty = np.diff(block.indptr) == 0
+            if empty.any():
+                dense[empty] = self._popularity()
             if exclude_seen:
-                rows, cols = seen[block].nonzero()
+                rows, cols = block.nonzero()
                 dense[rows, cols] = -np.inf
-            top, top_scores = _top_k(dense, k)
-            items[lo : lo + len(block), : top.shape[1]] = top
-            scores[lo : lo + len(block), : top.shape[1]] = top_scores
+            if banned is not None:
+                dense[:, banned] = -np.inf
+            if allowed is not None:
+                top, top_scores = _top_k(dense[:, allowed], k)
+                top = allowed[top]
+            else:
+                top, top_scores = _top_k(dense, k)
+            items[lo:hi, : top.shape[1]] = top
+            scores[lo:hi, : top.shape[1]] = top_scores
         items[~np.isfinite(scores)] = -1
+        scores[items < 0] = -np.inf
         return items, scores
 
     def _fitted(self) -> sp.csr_matrix:
@@ -97,37 +252,44 @@ class Recommender:
 class Popularity(Recommender):
     """Everyone gets the items with the most distinct users (ties: lower item code first)."""
 
+    _state_attrs = ("seen_", "counts_")
+
     def fit(self, interactions: Interactions) -> Popularity:
         """Count distinct users per item."""
         seen = self._remember(interactions)
         self.counts_ = np.asarray(seen.sum(axis=0)).ravel().astype(np.float32)
         return self
 
-    def _scores(self, users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.counts_, (len(users), len(self.counts_))).copy()
+    def _scores_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.broadcast_to(self.counts_, (history.shape[0], len(self.counts_))).copy()
+
+    def _check_state(self) -> None:
+        _check_array(self.counts_, "counts_", (self.n_items,))
 
 
 class _ItemItem(Recommender):
-    """Models whose scores are ``seen @ similarity`` for an item-item matrix."""
+    """Models whose scores are ``history @ similarity`` for an item-item matrix."""
 
     similarity_: Any
+    _state_attrs = ("seen_", "similarity_")
 
-    def _scores(self, users: np.ndarray) -> np.ndarray:
-        product = self.seen_[users] @ self.similarity_
+    def _scores_history(self, history: sp.csr_matrix) -> np.ndarray:
+        product = history @ self.similarity_
         return np.asarray(product.toarray() if hasattr(product, "toarray") else product)
+
+    def _similarity_rows(self, items: np.ndarray) -> np.ndarray:
+        """Dense float32 ``[len(items), n_items]`` item-item similarities (higher: closer)."""
+        rows = self.similarity_[items]
+        return np.array(rows.toarray() if hasattr(rows, "toarray") else rows, np.float32)
 
     def similar_items(self, item_codes: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """``(items, scores)`` ``[len(item_codes), k]``: the items most similar to each
         given item (never the item itself), padded with ``-1`` / ``-inf``."""
-        n_items = self._fitted().shape[1]
-        wanted = _codes(item_codes, n_items, "item")
-        rows = self.similarity_[wanted]
-        dense = np.asarray(rows.toarray() if hasattr(rows, "toarray") else rows, np.float32)
-        dense = dense.copy()
-        dense[np.arange(len(wanted)), wanted] = -np.inf
-        items, scores = _top_k(dense, _check_k(k))
-        items[~np.isfinite(scores)] = -1
-        return items, scores
+        wanted = _codes(item_codes, self._fitted().shape[1], "item")
+        return _similar_from_rows(self._similarity_rows(wanted), wanted, k)
+
+    def _check_state(self) -> None:
+        _check_array(self.similarity_, "similarity_", (self.n_items, self.n_items))
 
 
 class ItemKNN(_ItemItem):
@@ -194,12 +356,34 @@ class EASE(_ItemItem):
         return self
 
 
+def _similar_from_rows(
+    dense: np.ndarray, wanted: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of similarity rows, each row's own item excluded, padded with -1/-inf."""
+    dense[np.arange(len(wanted)), wanted] = -np.inf
+    items, scores = _top_k(dense, _check_k(k))
+    items[~np.isfinite(scores)] = -1
+    return items, scores
+
+
+def _check_array(value: Any, name: str, shape: tuple[int, ...]) -> None:
+    """Loaded state check: ``value`` has ``shape`` and only finite numbers, else DataError."""
+    import scipy.sparse as sp
+
+    if tuple(value.shape) != shape:
+        raise DataError(f"saved model: {name} has shape {tuple(value.shape)}, expected {shape}")
+    data = value.data if sp.issparse(value) else value
+    if not np.issubdtype(data.dtype, np.floating) or not np.all(np.isfinite(data)):
+        raise DataError(f"saved model: {name} must hold finite floating-point numbers")
+
+
 def _codes(values: Any, n: int, role: str) -> np.ndarray:
     codes = np.atleast_1d(np.asarray(values))
     if codes.size and (
         not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= n
     ):
-        raise UsageError(f"{role} codes must be integers in [0, {n}); map ids with {role}_codes_of")
+        lookup = "user_codes_of" if role == "user" else "item_codes_of"
+        raise UsageError(f"{role} codes must be integers in [0, {n}); map ids with {lookup}")
     return codes.astype(np.int64)
 
 
