@@ -9,12 +9,43 @@ import typer
 
 from forgeml.cli.options import OutputFormat, OutputOpt
 
+_REC = "Recommendation"
+
 
 def init(
     data: Annotated[str, typer.Argument(help="Training data: CSV or Parquet path, fsspec URI.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", help="Column to predict (classification, regression)."),
+    ] = None,
     task: Annotated[
-        str | None, typer.Option(help="classification or regression (default: inferred).")
+        str | None,
+        typer.Option(
+            help="classification, regression or recommendation (default: inferred; "
+            "recommendation when --user and --item are given)."
+        ),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="User id column.", rich_help_panel=_REC)
+    ] = None,
+    item: Annotated[
+        str | None, typer.Option("--item", help="Item id column.", rich_help_panel=_REC)
+    ] = None,
+    time: Annotated[
+        str | None,
+        typer.Option("--time", help="Event time column (optional).", rich_help_panel=_REC),
+    ] = None,
+    rating: Annotated[
+        str | None,
+        typer.Option("--rating", help="Rating or weight column (optional).", rich_help_panel=_REC),
+    ] = None,
+    positive_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--positive-threshold",
+            help="Explicit feedback: ratings at or above this are positives (needs --rating).",
+            rich_help_panel=_REC,
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: the file name).")] = None,
     spec: Annotated[Path, typer.Option("--spec", "-o", help="Where to write the spec.")] = Path(
@@ -30,7 +61,18 @@ def init(
     from forgeml.workflow.init import init_spec
 
     result = init_spec(
-        data, target=target, task=task, name=name, spec_path=spec, delimiter=delimiter, force=force
+        data,
+        target=target,
+        task=task,
+        name=name,
+        spec_path=spec,
+        delimiter=delimiter,
+        force=force,
+        user=user,
+        item=item,
+        time=time,
+        rating=rating,
+        positive_threshold=positive_threshold,
     )
     if output == OutputFormat.json:
         emit_json(result.to_dict())

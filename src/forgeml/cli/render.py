@@ -36,9 +36,14 @@ def _run_table(run: dict[str, Any]) -> Table:
     table = Table(title=f"{run['model']} v{run['version']} — test set", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name in _KEY_METRICS.get(run["task"], ()):
-        if name in run["test_metrics"]:
-            table.add_row(name, _num(run["test_metrics"][name]))
+    metrics = run["test_metrics"]
+    # tabular tasks: their key metrics, in order; others (recommendation): every figure
+    names = _KEY_METRICS.get(run["task"]) or [
+        n for n, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    for name in names:
+        if name in metrics:
+            table.add_row(name, _num(metrics[name]))
     return table
 
 

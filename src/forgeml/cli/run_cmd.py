@@ -23,6 +23,22 @@ def run(
         str | None, typer.Option("--engine", help="Where trials run: local (default) or ray.")
     ] = None,
     registry: RegistryOpt = None,
+    study_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--study-storage",
+            help="Keep the Optuna study in this database: sqlite:///study.db or "
+            "postgresql://host/db (sets tuning.storage).",
+        ),
+    ] = None,
+    resume_study: Annotated[
+        str | None,
+        typer.Option(
+            "--resume-study",
+            help="Continue this study in the study storage instead of starting a new one "
+            "(sets tuning.resume_study).",
+        ),
+    ] = None,
     output: OutputOpt = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
@@ -39,6 +55,10 @@ def run(
         if "://" not in registry:  # a folder: relative to where the command runs, as for
             registry = str(Path(registry).resolve())  # predict and models, not the spec
         overrides.append(f"registry.uri={registry}")
+    if study_storage:
+        overrides.append(f"tuning.storage={_cwd_relative(study_storage)}")
+    if resume_study:
+        overrides.append(f"tuning.resume_study={resume_study}")
     reporter = RichReporter(quiet=quiet or output == OutputFormat.json)
     try:
         result = run_spec(spec, overrides=overrides, reporter=reporter)
@@ -48,3 +68,14 @@ def run(
         emit_json(result.to_dict())
     else:
         print_run_result(result)
+
+
+def _cwd_relative(url: str) -> str:
+    """A relative SQLite file on the command line is relative to where the command runs
+    (in the spec, to the spec's folder)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        path = url.removeprefix(prefix)
+        if path and path != ":memory:":
+            return prefix + str(Path(path).expanduser().resolve())
+    return url

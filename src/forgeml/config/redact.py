@@ -28,7 +28,8 @@ def hide_password(uri: str) -> str:
 
 
 def redacted_spec(spec: Spec) -> Spec:
-    """A copy of ``spec`` whose URLs (registry, data sources) hide their passwords."""
+    """A copy of ``spec`` whose URLs (registry, data sources, the study storage) hide
+    their passwords."""
     data = spec.data.model_copy(
         update={
             "source": hide_password(spec.data.source) if spec.data.source else None,
@@ -36,6 +37,8 @@ def redacted_spec(spec: Spec) -> Spec:
         }
     )
     registry = spec.registry.model_copy(update={"uri": hide_password(spec.registry.uri)})
-    copy = spec.model_copy(update={"data": data, "registry": registry})
+    storage = spec.tuning.storage
+    tuning = spec.tuning.model_copy(update={"storage": hide_password(storage) if storage else None})
+    copy = spec.model_copy(update={"data": data, "registry": registry, "tuning": tuning})
     copy.base_dir = spec.base_dir
     return copy

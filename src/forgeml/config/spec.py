@@ -8,11 +8,22 @@ known? is this metric valid for the task?) happen in :mod:`forgeml.workflow.chec
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BudgetSpec",
@@ -27,9 +38,12 @@ __all__ = [
     "FeaturesSpec",
     "ModelsSpec",
     "NumericSpec",
+    "RecommendationSpec",
+    "RecommendationSplitSpec",
     "RegistrySpec",
     "SearchParam",
     "Spec",
+    "SpecTask",
     "SplitSpec",
     "TaskKind",
     "TextSpec",
@@ -40,7 +54,10 @@ __all__ = [
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 ColumnType = Literal["int", "float", "bool", "string", "categorical", "datetime", "text", "id"]
-TaskKind = Literal["classification", "regression"]
+TaskKind = Literal["classification", "regression"]  # the tabular tasks
+# A separate Literal (not one of three values) so a typo still reads "expected
+# 'classification' or 'regression'", as it did before recommendation existed.
+SpecTask = TaskKind | Literal["recommendation"]
 Scalar = str | int | float | bool
 DatetimePart = Literal[
     "year", "month", "day", "dayofweek", "dayofyear", "hour", "minute", "is_weekend", "epoch"
@@ -310,6 +327,19 @@ class TuningSpec(_Section):
     early_stopping_rounds: int = Field(50, ge=1)
     class_weight: Literal["auto", "balanced", "none"] = "auto"
     threshold: Literal["f1", "balanced_accuracy", "none"] = "f1"
+    storage: str | None = Field(
+        None,
+        min_length=1,
+        description="Where the Optuna study lives: unset keeps it in memory; a SQLAlchemy "
+        "URL (`sqlite:///file.db`, `postgresql://host/db`) stores every trial there as it "
+        "finishes, in the study `<name>-<run id>`.",
+    )
+    resume_study: str | None = Field(
+        None,
+        min_length=1,
+        description="A study in `storage` to continue instead of starting a new one; its "
+        "finished trials are kept and count against `budget.trials`.",
+    )
 
 
 class EngineSpec(_Section):
@@ -331,14 +361,216 @@ class RegistrySpec(_Section):
     promote: Literal["if_none", "always", "never"] = "if_none"
 
 
+RecommendationMetric = Literal["ndcg", "recall", "map", "hit_rate"]
+
+
+class RecommendationSplitSpec(_Section):
+    """How test events are held out of an interaction log.
+
+    ``leave_last_n``: each user's ``n`` latest events are the test (a user with ``n``
+    events or fewer stays in train only). ``time``: events at or after ``at`` (an ISO
+    date/datetime, or a number in the time column's units) are the test; test events of
+    users with nothing before ``at`` are counted and left out. Without a time column the
+    row order is the time order.
+    """
+
+    strategy: Literal["leave_last_n", "time"] = Field(
+        "leave_last_n",
+        description="`leave_last_n`: each user's latest events are the test; "
+        "`time`: events from `at` on are the test.",
+    )
+    n: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="`leave_last_n`: how many latest events per user are held out.",
+    )
+    at: datetime | date | float | None = Field(
+        None,
+        description="`time`: the first test date or time (ISO), or a number in "
+        "`recommendation.time_unit`.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_for_strategy(self) -> RecommendationSplitSpec:
+        if self.strategy == "time" and self.at is None:
+            raise ValueError("strategy 'time' needs 'at' (the first test date or time)")
+        if self.strategy == "leave_last_n" and self.at is not None:
+            raise ValueError("'at' applies to strategy 'time' only")
+        if self.strategy == "time" and "n" in self.model_fields_set:
+            raise ValueError("'n' applies to strategy 'leave_last_n' only")
+        return self
+
+
+class RecommendationSpec(_Section):
+    """The ``recommendation:`` section of a ``task: recommendation`` spec.
+
+    ``user``/``item``: the id columns (any type; read as text). ``time``: optional event
+    time (datetime, ISO string, or epoch numbers in ``time_unit``). ``weight`` (also
+    spelled ``rating``): optional event value; with ``positive_threshold`` (explicit
+    feedback) only events with a weight at or above it are positives. ``k`` and
+    ``metric``: what tuning optimises (``ndcg`` -> NDCG@k). ``models``: names
+    (``popularity``, ``itemknn``, ``ease``, ``als``, and ``bpr``/``hybrid`` where
+    available) or :class:`CandidateSpec` mappings with fixed ``params`` and ``search``
+    overrides; ``auto`` (or leaving it out) means every available one.
+    ``future_tolerance_s``: events later than now plus this many seconds are quarantined.
+    ``segments``: upper bounds of the user segments by number of training events
+    (default ``[5, 20]``: 1-5, 6-20, 21+). ``refit_full``: after evaluation, the registered
+    model is refitted on every event (train and test), so it knows each user's latest
+    events; the reported metrics are those of the model fitted on train only.
+    """
+
+    user: str = Field(min_length=1, description="The user id column (read as text).")
+    item: str = Field(min_length=1, description="The item id column (read as text).")
+    time: str | None = Field(
+        None,
+        min_length=1,
+        description="Event time column: datetimes, ISO strings or epoch numbers. Without it "
+        "the row order is the time order.",
+    )
+    weight: str | None = Field(
+        None,
+        min_length=1,
+        validation_alias=AliasChoices("weight", "rating"),
+        description="Event weight or rating column (also spelled `rating`); every event "
+        "weighs 1 without it.",
+    )
+    positive_threshold: float | None = Field(
+        None,
+        description="Explicit feedback: only events with a weight at or above this are "
+        "positives; the others are counted, not learned from. Needs `weight`.",
+    )
+    time_unit: Literal["s", "ms", "us", "ns"] = Field(
+        "s", description="Unit of epoch numbers in the time column."
+    )
+    future_tolerance_s: float = Field(
+        86_400.0,
+        ge=0.0,
+        description="Events later than now plus this many seconds are quarantined "
+        "(`future:<col>`).",
+    )
+    split: RecommendationSplitSpec = Field(
+        default_factory=RecommendationSplitSpec, description="How test events are held out."
+    )
+    k: int = Field(10, ge=1, le=1000, description="Length of the recommendation lists scored.")
+    metric: RecommendationMetric = Field(
+        "ndcg", description="What tuning maximises, at `k`, on the validation split."
+    )
+    models: list[CandidateSpec] | None = Field(
+        None,
+        description="Recommenders to tune: `popularity`, `itemknn`, `ease`, `als`, `bpr` "
+        "(extra `rec`), `hybrid` (needs `item_features`); names or `{name, params, search}`. "
+        "`auto` or absent: every installed one.",
+    )
+    item_features: str | None = Field(
+        None,
+        min_length=1,
+        description="A table with one row per item (path or URI) for the hybrid model; its "
+        "feature columns are inferred unless the hybrid's `params` name them.",
+    )
+    segments: list[int] = Field(
+        default_factory=lambda: [5, 20],
+        description="Upper bounds of the user segments by training items (1-5, 6-20, 21+).",
+    )
+    refit_full: bool = Field(
+        True,
+        description="Refit the chosen model on every event before registering it (the "
+        "metrics stay those of the train-only fit).",
+    )
+    ann_index: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="An approximate nearest-neighbour (HNSW) index over the items, built at "
+        "registration for factor models (als, bpr) and used by the server: `auto` builds it "
+        "for catalogues of 50,000 items or more; its recall@k against exact top-k is "
+        "measured and reported.",
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _strings_are_names(cls, value: Any) -> Any:
+        if value == "auto":
+            return None
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, value: list[CandidateSpec] | None) -> list[CandidateSpec] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("list at least one model, or 'auto'")
+            names = [c.name for c in value]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"model listed twice: {', '.join(dupes)}")
+        return value
+
+    @field_validator("segments")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value) or any(a >= b for a, b in itertools.pairwise(value)):
+            raise ValueError("expected increasing positive numbers of training events")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> RecommendationSpec:
+        named = [("user", self.user), ("item", self.item), ("time", self.time)]
+        named.append(("weight", self.weight))
+        seen: dict[str, str] = {}
+        for role, column in named:
+            if column is None:
+                continue
+            if column in seen:
+                raise ValueError(f"{role} and {seen[column]} are the same column '{column}'")
+            seen[column] = role
+        if self.positive_threshold is not None and self.weight is None:
+            raise ValueError("positive_threshold needs a weight (rating) column")
+        if self.split.strategy == "time" and self.time is None:
+            raise ValueError("split strategy 'time' needs a time column")
+        return self
+
+
+def _means_recommendation(task: Any) -> bool:
+    """``recommendation`` or a near miss of it (``recomendation``, ``Recommendations``)."""
+    if not isinstance(task, str) or task in ("classification", "regression"):
+        return False
+    return bool(difflib.get_close_matches(task.lower(), ["recommendation"], cutoff=0.75))
+
+
+_TABULAR_ONLY = {
+    "split": "recommendation.split",
+    "features": None,
+    "columns": None,
+    "models": "recommendation.models",
+}
+
+
 class Spec(_Section):
-    """A whole pipeline: data -> validation -> features -> tuning -> evaluation -> registry."""
+    """A whole pipeline: data -> validation -> features -> tuning -> evaluation -> registry.
+
+    With ``task: recommendation`` the ``recommendation`` section is required and ``split``,
+    ``features``, ``columns``, ``models`` and ``tuning.metric`` are not used (an error when
+    set); ``tuning.budget``, ``tuning.sampler`` and ``tuning.startup_trials`` apply.
+    """
 
     version: Literal[1] = 1
     name: str = Field(pattern=NAME_PATTERN)
-    task: TaskKind
-    target: str = Field(min_length=1)
+    task: SpecTask = Field(
+        description="What to predict: classes, a number, or items for users (`recommendation`)."
+    )
+    # For task 'recommendation' the target is the item column: filled in when left out.
+    target: str = Field(
+        min_length=1,
+        description="The column to predict. Task `recommendation`: leave it out (it is "
+        "`recommendation.item`).",
+    )
     positive_class: Scalar | None = None
+    recommendation: RecommendationSpec | None = Field(
+        None,
+        validate_default=True,
+        description="Task `recommendation`: the interaction log's columns, split, models.",
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
@@ -352,6 +584,70 @@ class Spec(_Section):
 
     # Set by the loader, not by the file: relative paths in the spec resolve against it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recommendation_target(cls, data: Any) -> Any:
+        """A recommendation predicts items: ``target`` defaults to ``recommendation.item``."""
+        if not isinstance(data, dict) or not _means_recommendation(data.get("task")):
+            return data
+        if "target" in data:
+            return data
+        section = data.get("recommendation")
+        item = section.get("item") if isinstance(section, dict) else None
+        # Without an item column the section's own error says so; the placeholder only
+        # keeps a second, misleading "target: required" out of the message.
+        return {**data, "target": item if isinstance(item, str) and item else "(item)"}
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _near_recommendation(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "recommendation" and _means_recommendation(value):
+            raise ValueError(
+                "expected 'classification', 'regression' or 'recommendation' "
+                "(did you mean 'recommendation'?)"
+            )
+        return value
+
+    @field_validator("recommendation")
+    @classmethod
+    def _section_for_task(
+        cls, value: RecommendationSpec | None, info: ValidationInfo
+    ) -> RecommendationSpec | None:
+        task = info.data.get("task")
+        if task == "recommendation":
+            if value is None:
+                raise ValueError(
+                    "task 'recommendation' needs this section (at least user and item columns)"
+                )
+            target = info.data.get("target")
+            if target is not None and target != value.item:
+                raise ValueError(
+                    f"for task 'recommendation' the target is the item column '{value.item}', "
+                    f"not '{target}': leave target out"
+                )
+        elif value is not None and task is not None:
+            raise ValueError(f"applies to task 'recommendation' only, not '{task}'")
+        return value
+
+    @field_validator("split", "features", "columns", "models")
+    @classmethod
+    def _tabular_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("task") == "recommendation" and info.field_name is not None:
+            instead = _TABULAR_ONLY.get(info.field_name)
+            where = f"; use {instead}" if instead else ""
+            raise ValueError(f"not used by task 'recommendation'{where}")
+        return value
+
+    @field_validator("tuning")
+    @classmethod
+    def _tuning_metric(cls, value: TuningSpec, info: ValidationInfo) -> TuningSpec:
+        if info.data.get("task") == "recommendation" and value.metric is not None:
+            raise ValueError(
+                "metric: task 'recommendation' tunes recommendation.metric at "
+                "recommendation.k; leave tuning.metric out"
+            )
+        return value
 
     @model_validator(mode="after")
     def _target_not_dropped(self) -> Spec:

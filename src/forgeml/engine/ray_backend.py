@@ -10,6 +10,11 @@ with ``backend="ray"`` carries the object reference to the workers, which read t
 from the store without copying them. Each submitted function runs as a Ray task needing one
 CPU, and its result comes back as a :class:`concurrent.futures.Future`.
 
+A task whose worker process dies (killed, out of memory, a crash in native code) is run
+again by Ray up to ``max_retries`` times (Ray's task retries; exceptions raised by the
+function itself are never retried); after that its future raises Ray's
+``WorkerCrashedError`` (or ``OutOfMemoryError``). Aborted tasks are not retried.
+
 Ray is imported only here (an import-linter contract), and only when the executor is made,
 so ``forgeml`` works without the ``ray`` extra.
 """
@@ -80,9 +85,14 @@ class RayExecutor(Executor):
     kind = "ray"
 
     def __init__(
-        self, n_workers: int, threads_per_worker: int = 1, address: str | None = None
+        self,
+        n_workers: int,
+        threads_per_worker: int = 1,
+        address: str | None = None,
+        max_retries: int = 1,
     ) -> None:
         super().__init__(n_workers, threads_per_worker)
+        self.max_retries = max_retries
         self._ray_module = _ray()
         self.address = address if address is not None else os.environ.get("RAY_ADDRESS") or None
         if self.address and not self._ray_module.is_initialized():
@@ -122,7 +132,7 @@ class RayExecutor(Executor):
     def submit(self, fn: Callable[..., R], /, *args: Any) -> Future[R]:
         ray = self._ensure_ray()
         if self._remote is None:
-            self._remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+            self._remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(_call)
         ref = self._remote.remote(fn, *args)
         self._pending.add(ref)
         future: Future[R] = ref.future()

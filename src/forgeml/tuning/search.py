@@ -14,26 +14,53 @@ Two scheduling modes:
 
 The first trials evaluate each candidate's default configuration (a strong, cheap start,
 so even a tiny budget compares every candidate), then TPE takes over.
+
+The study lives in memory by default; with ``storage`` (a SQLAlchemy URL: ``sqlite:///file``
+or ``postgresql://host/db``) it is an Optuna study in that database under ``study_name``,
+every trial written as it is told — so finished trials survive a crash of the driver, and
+Optuna's tools (``optuna-dashboard``, ``optuna.load_study``) can read it. Only the driver
+talks to the storage; trials run on the executor's workers. The sampler sees the same
+history either way, so a seeded ordered search gives the same trials with or without it.
+
+With ``resume``, the search continues the stored study ``study_name`` (a run that died, or
+one that wants more trials): its finished trials are kept and count against the trial
+budget, trials the earlier run left running are failed and queued again, and the best
+earlier trials (as many as an ensemble may hold) are cross-validated again for their
+out-of-fold predictions, which the final model and the ensemble need and the study does
+not hold.
+
+A trial whose worker process dies is retried by the executor (once, by default); when the
+retry dies too, the trial is told as failed with the reason, and the search goes on.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
 
+from forgeml.config.redact import hide_password
 from forgeml.engine import Executor
-from forgeml.errors import TrainingError
+from forgeml.errors import ConfigError, TrainingError
 from forgeml.tasks.metrics import Metric
 from forgeml.tuning.space import CandidateSpace, suggest_params
-from forgeml.tuning.trial import PruneSnapshot, TrialOutcome, TrialTask, fold_keys, run_trial
+from forgeml.tuning.trial import (
+    PruneSnapshot,
+    TrialOutcome,
+    TrialState,
+    TrialTask,
+    fold_keys,
+    run_trial,
+)
 
-__all__ = ["SearchResult", "TrialRecord", "search"]
+__all__ = ["SearchResult", "TrialRecord", "open_study", "search", "storage_url"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +108,9 @@ class SearchResult:
     counts: dict[str, int] = field(default_factory=dict)
     # Out-of-fold predictions of the best complete trials, for ensemble selection.
     oofs: dict[int, np.ndarray] = field(default_factory=dict)
+    # The Optuna study: its name, and its storage URL (password hidden; None: in memory).
+    study_name: str | None = None
+    storage: str | None = None
 
     def top_complete(self, n: int) -> list[TrialRecord]:
         """The ``n`` best complete trials, best first."""
@@ -129,6 +159,9 @@ def search(
     early_stopping_rounds: int = 50,
     class_weights: list[str] | None = None,
     on_trial: Callable[[TrialRecord, TrialRecord | None], None] | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
 ) -> SearchResult:
     """Search ``candidates`` under the budget and return every trial and the best one.
 
@@ -136,16 +169,199 @@ def search(
     ``refit_scale`` says how much longer than one validation fold of the best trial that
     refit is expected to take (about: rows refitted / rows per training fold), and the
     search stops early by that much. Raises :class:`TrainingError` when no trial completes.
+
+    ``storage`` keeps the study in a database (see :func:`open_study`) under
+    ``study_name``; a name already taken there is a :class:`ConfigError` unless ``resume``
+    asks to continue that study.
     """
     if not candidates:
         raise TrainingError("no candidate model to tune")
+    with open_study(
+        storage,
+        study_name,
+        direction=metric.direction,
+        sampler=_sampler(sampler, seed, startup_trials),
+        resume=resume,
+    ) as study:
+        result = _search(
+            study,
+            resume=resume,
+            X=X,
+            y=y,
+            folds=folds,
+            subtype=subtype,
+            n_classes=n_classes,
+            candidates=candidates,
+            metric=metric,
+            executor=executor,
+            seed=seed,
+            max_trials=max_trials,
+            max_seconds=max_seconds,
+            refit_scale=refit_scale,
+            keep_best=keep_best,
+            pruning=pruning,
+            startup_trials=startup_trials,
+            early_stopping_rounds=early_stopping_rounds,
+            class_weights=class_weights,
+            on_trial=on_trial,
+        )
+    result.study_name = study.study_name
+    result.storage = hide_password(storage) if storage else None
+    return result
+
+
+def storage_url(url: str, base_dir: Path | None = None) -> str:
+    """``url`` as the SQLAlchemy URL Optuna gets: plain ``postgresql://`` (and
+    ``postgres://``) go to psycopg 3; a relative SQLite file is resolved against
+    ``base_dir`` (default: the working directory) and its folder is created. Raises
+    :class:`ConfigError` for anything but SQLite and PostgreSQL URLs.
+
+    >>> storage_url("postgresql://ml:secret@db/optuna")
+    'postgresql+psycopg://ml:secret@db/optuna'
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = hide_password(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"tuning.storage: invalid URL {shown!r}: {exc}") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"tuning.storage: unsupported study storage {shown!r}: use sqlite:///<file> "
+            "or postgresql://<host>/<db>"
+        )
+    if driver.startswith("sqlite"):
+        database = parsed.database or ""
+        if not database or database == ":memory:":
+            raise ConfigError(
+                f"tuning.storage: {shown!r} names no file; an in-memory study needs no "
+                "storage (leave tuning.storage unset)"
+            )
+        path = (base_dir or Path.cwd()) / Path(database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"tuning.storage: cannot create {path.parent}: {exc}") from None
+        parsed = parsed.set(database=str(path.resolve()))
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+}
+
+
+@contextmanager
+def open_study(
+    storage: str | None,
+    study_name: str | None,
+    *,
+    direction: Literal["minimize", "maximize"],
+    sampler: optuna.samplers.BaseSampler,
+    resume: bool = False,
+) -> Iterator[optuna.Study]:
+    """A new Optuna study, in memory (``storage`` None) or in the database at ``storage``
+    under ``study_name`` (a SQLAlchemy URL, see :func:`storage_url`); with ``resume``, the
+    existing study of that name. The database's connections are closed on exit. Raises
+    :class:`ConfigError` when the database cannot be opened, already holds a new study's
+    name, or lacks (or holds with another direction) the study to resume."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spaces = {c.name: c for c in candidates}
-    study = optuna.create_study(
-        direction=metric.direction, sampler=_sampler(sampler, seed, startup_trials)
+    if resume and (storage is None or not study_name):
+        raise ConfigError(
+            "tuning.resume_study: resuming a study needs the storage that holds it "
+            "(tuning.storage or --study-storage)"
+        )
+    if storage is None:
+        yield optuna.create_study(direction=direction, sampler=sampler, study_name=study_name)
+        return
+    import sqlalchemy.exc
+
+    url = storage_url(storage)
+    shown = hide_password(storage)
+    engine_kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     )
-    for candidate in candidates:
-        study.enqueue_trial(candidate.default_trial())
+    try:
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"tuning.storage: cannot open {shown!r}: {first}") from None
+    try:
+        if resume:
+            study = _load_study(rdb, study_name, direction, sampler, shown)
+        else:
+            try:
+                study = optuna.create_study(
+                    storage=rdb, study_name=study_name, direction=direction, sampler=sampler
+                )
+            except optuna.exceptions.DuplicatedStudyError:
+                raise ConfigError(
+                    f"tuning.storage: {shown!r} already holds a study named {study_name!r} "
+                    "(to continue it: tuning.resume_study / --resume-study)"
+                ) from None
+        yield study
+    finally:
+        rdb.engine.dispose()
+
+
+def _load_study(
+    rdb: optuna.storages.RDBStorage,
+    name: str | None,
+    direction: str,
+    sampler: optuna.samplers.BaseSampler,
+    shown: str,
+) -> optuna.Study:
+    try:
+        study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
+    except KeyError:
+        known = optuna.get_all_study_names(rdb)[-5:]
+        raise ConfigError(
+            f"tuning.resume_study: {shown!r} holds no study named {name!r}"
+            + (f" (latest: {', '.join(known)})" if known else "")
+        ) from None
+    if study.direction.name.lower() != direction:
+        raise ConfigError(
+            f"tuning.resume_study: study {name!r} was tuned to "
+            f"{study.direction.name.lower()} its metric, this run's metric is to {direction}"
+        )
+    return study
+
+
+def _search(
+    study: optuna.Study,
+    *,
+    resume: bool,
+    X: Any,
+    y: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    subtype: str,
+    n_classes: int,
+    candidates: Sequence[CandidateSpace],
+    metric: Metric,
+    executor: Executor,
+    seed: int,
+    max_trials: int | None,
+    max_seconds: float | None,
+    refit_scale: float,
+    keep_best: int,
+    pruning: bool,
+    startup_trials: int,
+    early_stopping_rounds: int,
+    class_weights: list[str] | None,
+    on_trial: Callable[[TrialRecord, TrialRecord | None], None] | None,
+) -> SearchResult:
+    spaces = {c.name: c for c in candidates}
+    if not study.get_trials(deepcopy=False):  # a resumed study queued them already
+        for candidate in candidates:
+            study.enqueue_trial(candidate.default_trial())
 
     arrays: dict[str, Any] = {"X": X, "y": y}
     for i, (train_idx, valid_idx) in enumerate(folds):
@@ -197,6 +413,7 @@ def search(
             np.cumsum(outcome.fold_values) / np.arange(1, len(outcome.fold_values) + 1)
         ):
             entry.trial.report(float(value), step)
+        _record_attrs(entry.trial, entry.task, outcome)
         if outcome.state == "complete":
             study.tell(entry.trial, outcome.value)
         elif outcome.state == "pruned":
@@ -233,7 +450,7 @@ def search(
             pending = {r.future for n, r in running.items() if n not in finished}
             for n, r in running.items():
                 if n not in finished and r.future.done():
-                    finished[n] = r.future.result()
+                    finished[n] = _outcome(n, r.future)
             if number is None or number in finished or not pending:
                 return
             wait(pending, return_when=FIRST_COMPLETED)
@@ -248,7 +465,9 @@ def search(
             finished[number] = outcome
             tell(number)
 
-    def submit(number_hint: int) -> None:
+    order: list[int] = []  # trial numbers in the order they were asked
+
+    def submit() -> None:
         trial = study.ask()
         model, params, weight = suggest_params(trial, spaces, class_weights=class_weights)
         complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -257,8 +476,20 @@ def search(
             snapshot = PruneSnapshot(
                 metric.direction, list(complete), startup_trials=max(startup_trials, 3)
             )
-        task = TrialTask(
-            number=trial.number,
+        task = make_task(trial.number, model, params, weight, snapshot, bool(complete))
+        running[trial.number] = _Running(trial, task, executor.submit(run_trial, task, shared))
+        order.append(trial.number)
+
+    def make_task(
+        number: int,
+        model: str,
+        params: dict[str, Any],
+        weight: str,
+        snapshot: PruneSnapshot | None,
+        may_stop: bool,
+    ) -> TrialTask:
+        return TrialTask(
+            number=number,
             model=model,
             params=params,
             class_weight=weight,
@@ -271,21 +502,77 @@ def search(
             early_stopping_rounds=early_stopping_rounds,
             # The first trials always finish, so a tiny budget still yields a model.
             deadline=started + wall_offset + tuning_seconds()
-            if complete and max_seconds is not None
+            if may_stop and max_seconds is not None
             else None,
             prune=snapshot,
         )
-        running[trial.number] = _Running(trial, task, executor.submit(run_trial, task, shared))
 
-    asked = 0
+    def restore() -> int:
+        """A resumed study's earlier trials into the results (see the module docstring);
+        returns how many count against the trial budget."""
+        nonlocal best, best_oof
+        earlier: list[tuple[Any, TrialTask]] = []
+        for frozen in study.get_trials(deepcopy=False):
+            if frozen.state.name == "RUNNING":  # its run died: queue it again, fail it
+                study.enqueue_trial(frozen.params)
+                study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+            elif frozen.state.name != "WAITING":
+                model, params, weight = _replay_params(frozen, spaces, class_weights)
+                earlier.append(
+                    (frozen, make_task(frozen.number, model, params, weight, None, False))
+                )
+        sign = -1.0 if metric.direction == "maximize" else 1.0
+        top = {
+            f.number
+            for f in sorted(
+                (f for f, _ in earlier if f.state.name == "COMPLETE" and f.value is not None),
+                key=lambda f: (sign * f.value, f.number),
+            )[:keep_best]
+        }
+        rerun = {
+            f.number: executor.submit(run_trial, task, shared)
+            for f, task in earlier
+            if f.number in top
+        }
+        for frozen, task in earlier:
+            outcome = (
+                _outcome(frozen.number, rerun[frozen.number]) if frozen.number in rerun else None
+            )
+            if outcome is None or outcome.state != "complete":
+                outcome = _stored_outcome(frozen)
+            record = TrialRecord(
+                number=frozen.number,
+                model=task.model,
+                params=_plain(task.params),
+                class_weight=task.class_weight,
+                state=outcome.state,
+                value=outcome.value,
+                fold_values=[float(v) for v in outcome.fold_values],
+                best_iterations=outcome.best_iterations,
+                duration_s=outcome.duration_s,
+                finished_at_s=0.0,
+                error=outcome.error,
+                note="from an earlier run of this study",
+            )
+            records.append(record)
+            told.append(frozen.number)
+            if record.state == "complete" and record.value is not None and outcome.oof is not None:
+                oofs[frozen.number] = outcome.oof
+                if best is None or best.value is None or metric.better(record.value, best.value):
+                    best, best_oof = record, outcome.oof
+            if on_trial is not None:
+                on_trial(record, best)
+        return len(earlier)
+
+    asked = restore() if resume else 0
     try:
         if ordered:
             while budget_left(asked):
-                oldest = asked - workers
-                if oldest >= 0:
+                if len(order) >= workers:
+                    oldest = order[len(order) - workers]
                     wait_for(oldest)
                     tell(oldest)
-                submit(asked)
+                submit()
                 asked += 1
             for number in sorted(running):
                 wait_for(number)
@@ -296,7 +583,7 @@ def search(
                     tuning_seconds() + _grace(max_seconds) if max_seconds is not None else None
                 )
                 while len(running) < workers and budget_left(asked):
-                    submit(asked)
+                    submit()
                     asked += 1
                 if not running:
                     break
@@ -328,6 +615,72 @@ def search(
         mode="ordered" if ordered else "eager",
         counts=counts,
         oofs=oofs,
+    )
+
+
+def _outcome(number: int, future: Future[TrialOutcome]) -> TrialOutcome:
+    """The trial's outcome; a future that raises means the trial never reported (its
+    worker died, also on the executor's retry): a failed trial, with the reason."""
+    try:
+        return future.result()
+    except Exception as exc:  # run_trial itself never raises
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        lost = isinstance(exc, BrokenExecutor) or type(exc).__name__ in _WORKER_LOST
+        what = "the trial's worker was lost" if lost else "the trial could not run"
+        return TrialOutcome(number, "failed", None, error=f"{what} ({reason})")
+
+
+# Ray's errors for a task whose worker process or node died (engine alone imports ray).
+_WORKER_LOST = frozenset({"WorkerCrashedError", "OutOfMemoryError", "NodeDiedError"})
+
+
+def _record_attrs(trial: optuna.Trial, task: TrialTask, outcome: TrialOutcome) -> None:
+    """What the leaderboard shows, also in the study (readable from its storage)."""
+    trial.set_user_attr("model", task.model)
+    trial.set_user_attr("class_weight", task.class_weight)
+    trial.set_user_attr("fold_values", [float(v) for v in outcome.fold_values])
+    trial.set_user_attr("best_iterations", list(outcome.best_iterations))
+    trial.set_user_attr("duration_s", round(outcome.duration_s, 4))
+    if outcome.error:
+        trial.set_user_attr("error", outcome.error)
+    elif outcome.note and outcome.state == "pruned":
+        trial.set_user_attr("note", outcome.note)
+
+
+def _replay_params(
+    frozen: Any, spaces: dict[str, CandidateSpace], class_weights: list[str] | None
+) -> tuple[str, dict[str, Any], str]:
+    """An earlier trial's ``(model, params, class_weight)``, sampled again from its stored
+    parameters; a study tuned over other candidates or spaces is a :class:`ConfigError`."""
+    try:
+        fixed = optuna.trial.FixedTrial(frozen.params, frozen.number)
+        return suggest_params(
+            cast(optuna.Trial, fixed),  # answers the same suggest_* calls
+            spaces,
+            class_weights=class_weights,
+        )
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"tuning.resume_study: trial {frozen.number} of the study does not fit this "
+            f"spec's candidates and search spaces ({exc}); resume it with the spec it ran with"
+        ) from None
+
+
+def _stored_outcome(frozen: Any) -> TrialOutcome:
+    """An earlier trial's outcome as the study recorded it (no out-of-fold predictions)."""
+    attrs = frozen.user_attrs
+    states: dict[str, TrialState] = {"COMPLETE": "complete", "PRUNED": "pruned"}
+    state = states.get(frozen.state.name, "failed")
+    error = attrs.get("error") or (None if state != "failed" else "failed in an earlier run")
+    return TrialOutcome(
+        frozen.number,
+        state,
+        frozen.value if state == "complete" else None,
+        fold_values=list(attrs.get("fold_values", [])),
+        best_iterations=list(attrs.get("best_iterations", [])),
+        duration_s=float(attrs.get("duration_s", 0.0)),
+        error=error,
     )
 
 

@@ -113,6 +113,8 @@ def check_spec(
     from forgeml.workflow.workspace import Workspace
 
     loaded = load_spec(spec, overrides)
+    if loaded.task == "recommendation":
+        return _check_recommendation(loaded, spec)
     metric, candidates = precheck(loaded)
     subtypes = ["binary", "multiclass"] if loaded.task == "classification" else ["regression"]
     warnings: list[str] = []
@@ -152,6 +154,49 @@ def check_spec(
         target=loaded.target,
         candidates=[c.name for c in candidates],
         metric=metric.name,
+        data=data_info,
+        registry=hide_password(workspace.registry_uri),
+        warnings=warnings,
+    )
+
+
+def _check_recommendation(loaded: Spec, spec: Any) -> CheckResult:
+    """``check_spec`` of a ``task: recommendation`` spec: its models, its id/time/weight
+    columns in the data, the registry."""
+    from forgeml.data import open_source
+    from forgeml.registry import check_writable
+    from forgeml.workflow.recommend_run import precheck_recommendation
+    from forgeml.workflow.workspace import Workspace
+
+    candidates = precheck_recommendation(loaded)
+    rec = loaded.recommendation
+    assert rec is not None  # the spec's validation requires the section for this task
+    warnings: list[str] = []
+    data_info: dict[str, Any] = {}
+    if loaded.data.source is not None:
+        source = open_source(loaded.data, resolve=loaded.resolve_path)
+        head = source.head(1_000)
+        wanted = {"user": rec.user, "item": rec.item, "time": rec.time, "weight": rec.weight}
+        for role, column in wanted.items():
+            if column is not None and column not in head.columns:
+                raise ConfigError(
+                    f"recommendation.{role}: column '{column}' not found in "
+                    f"{source.description} (columns: {', '.join(head.columns[:20])})"
+                )
+        data_info = {"source": source.description, "columns": len(head.columns)}
+    else:
+        warnings.append(
+            "data.source is not set: pass a frame from Python (forgeml.run(spec, data=df))"
+        )
+    workspace = Workspace.from_spec(loaded)
+    check_writable(workspace.registry_uri, workspace.artifacts)
+    return CheckResult(
+        spec_path=str(spec) if isinstance(spec, str | Path) else "spec",
+        name=loaded.name,
+        task=loaded.task,
+        target=rec.item,
+        candidates=[c.name for c in candidates],
+        metric=f"{rec.metric}@{rec.k}",
         data=data_info,
         registry=hide_password(workspace.registry_uri),
         warnings=warnings,

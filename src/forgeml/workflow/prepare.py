@@ -100,6 +100,7 @@ def prepare(
             notes.append(warning)
 
     stage("split", "")
+    assert spec.task != "recommendation"  # run_spec sends those to recommend_run
     y_all, task = encode_target(
         valid[spec.target].to_numpy(),
         spec.task,

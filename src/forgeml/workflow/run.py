@@ -1,5 +1,8 @@
 """``forgeml run``: validate -> features -> tune -> evaluate -> register -> report.
 
+A ``task: recommendation`` spec is run by :mod:`forgeml.workflow.recommend_run` instead
+(same workspace, failure evidence, registry transaction and :class:`RunResult`).
+
 Nothing is written to the registry until everything else succeeded; then the run, the
 model version and its aliases are written in one transaction (see
 :meth:`~forgeml.registry.Registry.commit_run`). A failing run leaves its evidence —
@@ -124,6 +127,12 @@ def run_spec(
     run_dir = workspace.run_dir(run_id)
     timer = _Timer(reporter)
     try:
+        if loaded.task == "recommendation":
+            from forgeml.workflow.recommend_run import run_recommendation
+
+            return run_recommendation(
+                loaded, workspace, run_id, timer, reporter, data=data, test_data=test_data
+            )
         return _run(loaded, workspace, run_id, timer, reporter, data, test_data)
     except ForgeError as exc:
         _write_failure(run_dir, run_id, exc)
@@ -146,6 +155,7 @@ def _run(
     from forgeml.registry import check_writable
     from forgeml.tasks.metrics import resolve_metric
     from forgeml.tuning import search
+    from forgeml.tuning.search import storage_url
 
     started_at = datetime.now(UTC)
     run_dir = workspace.run_dir(run_id)
@@ -183,6 +193,11 @@ def _run(
             early_stopping_rounds=spec.tuning.early_stopping_rounds,
             class_weights=_class_weights(spec, task.is_classification),
             on_trial=reporter.trial,
+            storage=storage_url(spec.tuning.storage, spec.base_dir)
+            if spec.tuning.storage
+            else None,
+            study_name=spec.tuning.resume_study or f"{spec.name}-{run_id}",
+            resume=spec.tuning.resume_study is not None,
         )
 
     members = _ensemble(spec, result, prepared)
