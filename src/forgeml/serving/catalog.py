@@ -22,6 +22,7 @@ __all__ = ["ModelCatalog", "ServedModel"]
 
 _MANIFEST = "forgeml-model.json"
 _SOURCE = "forgeml-source.json"  # the registry identity of a deployed model folder
+_RECOMMENDER = "recommender.json"  # forgeml.recommend.persist's manifest
 
 
 @dataclass
@@ -30,12 +31,39 @@ class ServedModel:
 
     name: str
     version: int
-    bundle: Any  # forgeml.models.bundle.ModelBundle
+    bundle: Any  # a forgeml.models.bundle.ModelBundle, or a ServedRecommender
     source: str
     aliases: list[str] = field(default_factory=list)
     batcher: Any = None  # set by the app: the micro-batcher feeding this model
     decoder: Any = None  # set by the app: raw outputs -> logged predictions and scores
     directory: str | None = None  # the verified model folder (profile.json lives there)
+
+    @property
+    def is_recommender(self) -> bool:
+        from forgeml.serving.recommending import ServedRecommender
+
+        return isinstance(self.bundle, ServedRecommender)
+
+    def tabular(self) -> ServedModel:
+        """This model, for a route that scores rows; a recommender is refused (400)."""
+        if self.is_recommender:
+            raise RequestError(
+                f"model '{self.name}' is a recommender: ask POST /v1/recommend or "
+                "/v1/similar-items, not a prediction route",
+                status=400,
+            )
+        return self
+
+    def recommender(self) -> Any:
+        """The :class:`~forgeml.serving.recommending.ServedRecommender` of this model; a
+        tabular model is refused (400)."""
+        if not self.is_recommender:
+            raise RequestError(
+                f"model '{self.name}' is not a recommender (it predicts rows: use /predict, "
+                "/invocations or /v2/models/{name}/infer)",
+                status=400,
+            )
+        return self.bundle
 
     @property
     def schema(self) -> dict[str, str]:
@@ -51,7 +79,20 @@ class ServedModel:
 
 
 def _is_folder(source: str) -> bool:
-    return "@" not in source and Path(source, _MANIFEST).is_file()
+    return "@" not in source and (
+        Path(source, _MANIFEST).is_file() or Path(source, _RECOMMENDER).is_file()
+    )
+
+
+def _load_model(directory: Path) -> Any:
+    """A tabular model bundle, or a recommender (a folder holding ``recommender.json``)."""
+    if (directory / _RECOMMENDER).is_file():
+        from forgeml.serving.recommending import ServedRecommender
+
+        return ServedRecommender(directory)
+    from forgeml.models.bundle import load_bundle
+
+    return load_bundle(directory)
 
 
 class ModelCatalog:
@@ -133,8 +174,6 @@ class ModelCatalog:
         return await asyncio.to_thread(self.load)
 
     def _load_locked(self) -> list[str]:
-        from forgeml.models.bundle import load_bundle
-
         versions = dict(self._versions)
         default: dict[str, ServedModel] = {}
         changes: list[str] = []
@@ -143,7 +182,7 @@ class ModelCatalog:
             key = (name, version)
             model = versions.get(key)
             if model is None:
-                bundle = load_bundle(Path(directory))
+                bundle = _load_model(Path(directory))
                 model = ServedModel(name, version, bundle, source, directory=str(directory))
                 versions[key] = model
                 changes.append(f"loaded {name}@{version} ({source})")
@@ -160,7 +199,7 @@ class ModelCatalog:
         experiments = {n: e for n, e in experiments.items() if n in default}
         for (name, version), directory in variants.items():
             if name in experiments and (name, version) not in versions:
-                bundle = load_bundle(Path(directory))
+                bundle = _load_model(Path(directory))
                 versions[(name, version)] = ServedModel(
                     name, version, bundle, f"{name}@{version}", directory=str(directory)
                 )
@@ -168,6 +207,9 @@ class ModelCatalog:
         # Keep versions that a default or an experiment still points at; drop the rest.
         keep = {(m.name, m.version) for m in default.values()}
         keep |= {(n, v) for n, e in experiments.items() for v in e.versions.values()}
+        for key, dropped in versions.items():
+            if key not in keep and dropped.is_recommender:
+                dropped.bundle.close()  # its thread ends once a running call returns
         versions = {k: v for k, v in versions.items() if k in keep}
         started = sorted(set(experiments) - set(self.experiments))
         ended = sorted(set(self.experiments) - set(experiments))
@@ -192,7 +234,12 @@ class ModelCatalog:
         for source in self.sources:
             if _is_folder(source):
                 folder = Path(source)
-                meta = json.loads((folder / _MANIFEST).read_text()).get("metadata") or {}
+                manifest = folder / _MANIFEST
+                meta = (
+                    json.loads(manifest.read_text()).get("metadata") or {}
+                    if manifest.is_file()
+                    else {}
+                )
                 # forgeml deploy writes the registry identity next to the copied model.
                 sidecar = folder / _SOURCE
                 if sidecar.is_file():

@@ -117,6 +117,45 @@ _BODIES: dict[str, dict[str, Any]] = {
             },
         }
     ),
+    "recommend": _json_body(
+        {
+            "type": "object",
+            "properties": {
+                "user": {"type": ["string", "integer"]},
+                "users": {"type": "array", "items": {"type": ["string", "integer"]}},
+                "k": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+                "exclude_seen": {"type": "boolean", "default": True},
+                "exclude": {"type": "array", "items": {"type": ["string", "integer"]}},
+                "allow": {"type": "array", "items": {"type": ["string", "integer"]}},
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+            },
+        }
+    ),
+    "similar": _json_body(
+        {
+            "type": "object",
+            "properties": {
+                "item": {"type": ["string", "integer"]},
+                "k": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+            },
+            "required": ["item"],
+        }
+    ),
+    "interactions": _json_body(
+        {
+            "type": "object",
+            "properties": {
+                "user": {"type": ["string", "integer"]},
+                "item": {"type": ["string", "integer"]},
+                "weight": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                "interactions": {"type": "array", "items": {"type": "object"}},
+                "model": {"type": "string"},
+            },
+        }
+    ),
     "experiment": _json_body(
         {
             "type": "object",

@@ -39,6 +39,7 @@ from forgeml.serving.feedback import (
 from forgeml.serving.http import content_type, json_response, read_body
 from forgeml.serving.metrics import ServerMetrics
 from forgeml.serving.predlog import PredictionLog
+from forgeml.serving.recommending import parse_id, parse_interactions, parse_k, parse_recommend
 from forgeml.version import __version__
 
 __all__ = ["ROUTES", "PredictionService", "RouteSpec"]
@@ -126,6 +127,30 @@ ROUTES: tuple[RouteSpec, ...] = (
         "feedback",
         "Delayed ground truth: labels for served predictions, or experiment outcomes.",
         "feedback",
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/recommend",
+        "public",
+        "recommend",
+        "Top-k items for a user (or a list of users) of a recommendation model.",
+        "recommend",
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/similar-items",
+        "public",
+        "similar_items",
+        "The items most similar to an item (recommendation models).",
+        "similar",
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/interactions",
+        "public",
+        "interactions",
+        "New user-item interactions: the users' next recommendations include them.",
+        "interactions",
     ),
     RouteSpec("GET", "/metrics", "public", "metrics_page", "Prometheus metrics."),
     RouteSpec("GET", "/openapi.json", "public", "openapi", "This API's OpenAPI document."),
@@ -249,7 +274,7 @@ class PredictionService:
 
     def _attach_batchers(self) -> None:
         for model in self.catalog.models():
-            if model.batcher is None:
+            if model.batcher is None and not model.is_recommender:
                 model.bundle.estimator.set_predict_threads(self.config.model_threads)
                 stats = BatchStats(on_batch=self._on_batch)
                 model.batcher = MicroBatcher(
@@ -284,6 +309,7 @@ class PredictionService:
         self, request: Request, model: ServedModel, records: list[dict[str, Any]]
     ) -> np.ndarray:
         state = request.scope["state"]  # read by the app for metrics and the access log
+        model = model.tabular()
         running = self.router.get(model.name)
         routed = None
         if running is not None and self.catalog.is_default(model):
@@ -432,6 +458,44 @@ class PredictionService:
             headers["X-Forgeml-Variant"] = routed.variant
         return headers
 
+    # --- routes: recommendations ---------------------------------------------------------
+    async def _recommender(self, request: Request) -> tuple[Any, dict[str, Any], Any]:
+        """The body, the served model it names (or the only one) and its recommender."""
+        _require_json(request)
+        data = await self._json(request)
+        if not isinstance(data, dict):
+            raise RequestError("the body must be a JSON object", status=422)
+        model = self.catalog.get(data.get("model"), data.get("version"))
+        request.scope["state"]["model"] = model  # for the metrics and the access log
+        return model, data, model.recommender()
+
+    async def recommend(self, request: Request) -> Response:
+        model, data, served = await self._recommender(request)
+        query = parse_recommend(data)
+        request.scope["state"]["rows"] = len(query.users)
+        results = await served.call(served.recommend, query)
+        head = {"model": model.name, "version": model.version}
+        body = {**head, "results": results} if query.batch else {**head, **results[0]}
+        return json_response(body, headers=self._headers(model))
+
+    async def similar_items(self, request: Request) -> Response:
+        model, data, served = await self._recommender(request)
+        if "item" not in data:
+            raise RequestError('the body needs "item" (an item id)', status=422)
+        item = parse_id(data["item"], "item")
+        k = parse_k(data.get("k", 10))
+        result = await served.call(served.similar, item, k)
+        body = {"model": model.name, "version": model.version, **result}
+        return json_response(body, headers=self._headers(model))
+
+    async def interactions(self, request: Request) -> Response:
+        model, data, served = await self._recommender(request)
+        events = parse_interactions(data)
+        request.scope["state"]["rows"] = len(events)
+        result = await served.call(served.add, events)
+        body = {"model": model.name, "version": model.version, **result}
+        return json_response(body, headers=self._headers(model))
+
     # --- routes: predictions -------------------------------------------------------------
     async def predict(self, request: Request) -> Response:
         _require_json(request)
@@ -456,7 +520,7 @@ class PredictionService:
         return json_response(body, headers=self._headers(model, request))
 
     async def invocations(self, request: Request) -> Response:
-        model = self._model(request)
+        model = self._model(request).tabular()
         kind = content_type(request)
         if kind in ("text/csv", "application/csv"):
             body = await self._body(request)
@@ -674,6 +738,24 @@ class PredictionService:
 
     async def model_metadata(self, request: Request) -> Response:
         model = self._model(request)
+        if model.is_recommender:
+            return json_response(
+                {
+                    "name": model.name,
+                    "versions": [
+                        str(m.version) for m in self.catalog.models() if m.name == model.name
+                    ],
+                    "platform": "forgeml-recommender",
+                    "inputs": [],
+                    "outputs": [],
+                    "parameters": {
+                        "version": str(model.version),
+                        "aliases": model.aliases,
+                        **model.bundle.describe(),
+                    },
+                },
+                headers=self._headers(model),
+            )
         kinds = {"int": "FP64", "float": "FP64", "bool": "BOOL"}
         body = {
             "name": model.name,

