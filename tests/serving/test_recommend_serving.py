@@ -222,3 +222,16 @@ def test_an_als_folder_with_its_ann_index_is_served_through_the_index(
     assert answer.status_code == 200, answer.text
     codes, _ = index.recommend([2], k=10)
     assert _items(answer.json()) == [str(i) for i in log.item_ids[codes[0]]]
+
+
+def test_curl_d_works_as_the_docs_show(client, saved) -> None:
+    """``curl -d '{...}'`` sends its default form content type: the recommendation routes
+    read the body as JSON anyway; anything but JSON is still a 4xx."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    user = str(saved.user_ids[0])
+    answer = client.post("/v1/recommend", content=f'{{"user": "{user}", "k": 2}}', headers=form)
+    assert answer.status_code == 200 and len(answer.json()["items"]) == 2
+    bad = client.post("/v1/recommend", content="user=1&k=2", headers=form)
+    assert bad.status_code in (400, 422) and "malformed JSON" in bad.json()["error"]
+    other = client.post("/v1/recommend", content="{}", headers={"content-type": "text/plain"})
+    assert other.status_code == 415

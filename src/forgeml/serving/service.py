@@ -460,8 +460,10 @@ class PredictionService:
 
     # --- routes: recommendations ---------------------------------------------------------
     async def _recommender(self, request: Request) -> tuple[Any, dict[str, Any], Any]:
-        """The body, the served model it names (or the only one) and its recommender."""
-        _require_json(request)
+        """The body, the served model it names (or the only one) and its recommender.
+        ``curl -d '{...}'`` works as is (its default form content type is accepted: the
+        body must still be JSON)."""
+        _require_json(request, form_ok=True)
         data = await self._json(request)
         if not isinstance(data, dict):
             raise RequestError("the body must be a JSON object", status=422)
@@ -960,9 +962,15 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _require_json(request: Request) -> None:
+def _require_json(request: Request, *, form_ok: bool = False) -> None:
+    """415 unless the body is declared JSON (or undeclared). ``form_ok``: also accept
+    ``application/x-www-form-urlencoded``, what ``curl -d`` sends by default — the body is
+    still parsed as JSON (a form body is a 4xx like any malformed JSON)."""
     kind = content_type(request)
-    if kind not in ("application/json", ""):
+    allowed = ("application/json", "", "application/x-www-form-urlencoded") if form_ok else (
+        "application/json", "",
+    )  # fmt: skip
+    if kind not in allowed:
         raise RequestError(f"unsupported content type '{kind}' (use application/json)", status=415)
 
 
