@@ -108,7 +108,7 @@ SECTION_NOTES: dict[str, str] = {
     ),
     "BudgetSpec": "Rule: set `seconds`, `trials`, or both.",
     "TuningSpec": "See [training.md](training.md#tuning).",
-    "EngineSpec": "Where tuning trials run.",
+    "EngineSpec": "Where tuning trials run, and where the final model trains (data-parallel on Ray Train when asked).",
     "RegistrySpec": "See [registry.md](registry.md).",
 }
 

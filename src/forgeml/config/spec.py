@@ -345,6 +345,34 @@ class TuningSpec(_Section):
 class EngineSpec(_Section):
     kind: Literal["local", "ray"] = "local"
     workers: int | None = Field(None, ge=1)
+    distributed_training: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Whether the final LightGBM model is trained data-parallel on Ray "
+        "Train workers: `auto` with `kind: ray` and at least `distributed_min_rows` "
+        "training rows, `always` (needs `kind: ray`), `never`.",
+    )
+    distributed_min_rows: int = Field(
+        1_000_000,
+        ge=1,
+        description="`distributed_training: auto`: the fewest training rows that are "
+        "trained data-parallel.",
+    )
+    train_workers: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        description="Ray Train workers for distributed training; each gets a contiguous "
+        "shard of the training rows.",
+    )
+
+    @model_validator(mode="after")
+    def _distributed_needs_ray(self) -> EngineSpec:
+        if self.distributed_training == "always" and self.kind != "ray":
+            raise ValueError(
+                "distributed_training 'always' needs kind 'ray' (or --engine ray); "
+                "use 'auto' or 'never' with the local engine"
+            )
+        return self
 
 
 class RegistrySpec(_Section):

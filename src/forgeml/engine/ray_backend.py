@@ -102,7 +102,10 @@ class RayExecutor(Executor):
         self._shared: list[Any] = []  # object references kept alive until close
         self._pending: set[Any] = set()
 
-    def _ensure_ray(self) -> Any:
+    def ensure_ray(self) -> Any:
+        """The ``ray`` module, connected to ``RAY_ADDRESS`` or to a local Ray started now
+        (once); the other Ray modules of the engine (Ray Data, Ray Train) start Ray
+        through this so every backend follows the same conventions."""
         ray = self._ray_module
         if ray.is_initialized():
             return ray
@@ -125,12 +128,12 @@ class RayExecutor(Executor):
         return ray
 
     def share(self, arrays: Mapping[str, Any]) -> SharedHandle:
-        ref = self._ensure_ray().put(dict(arrays))
+        ref = self.ensure_ray().put(dict(arrays))
         self._shared.append(ref)
         return SharedHandle(backend="ray", ref=ref, keys=tuple(arrays))
 
     def submit(self, fn: Callable[..., R], /, *args: Any) -> Future[R]:
-        ray = self._ensure_ray()
+        ray = self.ensure_ray()
         if self._remote is None:
             self._remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(_call)
         ref = self._remote.remote(fn, *args)

@@ -242,7 +242,7 @@ def score_parquet_on_ray(
     out = Path(out_dir)
     executor = RayExecutor(max(1, workers or cpu_count()), 1, address=address)
     try:
-        ray = executor._ensure_ray()  # the executor's connect/start conventions, shared
+        ray = executor.ensure_ray()  # the executor's connect/start conventions, shared
         with _quiet_ray_data(ray):
             n_workers = executor.n_workers
             read_args: dict[str, Any] = {"file_extensions": None}

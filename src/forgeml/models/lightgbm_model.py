@@ -6,6 +6,8 @@ row-wise was about 25% faster than column-wise on the 262k x 102 flights matrix)
 ``early_stopping_rounds`` the model keeps the best round, recorded as ``best_iteration``.
 Saved as LightGBM's text format (the kept rounds only); loaded through
 :mod:`forgeml.models.lightgbm_text`, which validates the text before LightGBM parses it.
+``fit_distributed`` hands the boosting to a callable that returns the model text (the
+workflow passes data-parallel training on Ray Train) and builds the same estimator.
 
 >>> X = np.array([[0.0], [1.0], [2.0], [3.0]] * 10, dtype=np.float32)
 >>> y = np.array([0, 0, 1, 1] * 10)
@@ -17,12 +19,13 @@ Saved as LightGBM's text format (the kept rounds only); loaded through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forgeml.config.spec import SearchParam
-from forgeml.errors import ArtifactIntegrityError
+from forgeml.errors import ArtifactIntegrityError, UsageError
 from forgeml.models.base import FittedEstimator, ModelAdapter
 from forgeml.models.lightgbm_text import sanitize
 
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
     from forgeml.models.base import Matrix
 
 __all__ = ["LightGBMAdapter", "LightGBMEstimator"]
+
+# train(X, y, native_params, rounds, *, sample_weight, seed) -> LightGBM model text
+RemoteTrain = Callable[..., str]
 
 FILE = "estimator.lightgbm.txt"
 _OBJECTIVES = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
@@ -189,16 +195,10 @@ class LightGBMAdapter(ModelAdapter):
         )
         if subtype == "multiclass":
             native["num_class"] = n_classes
-        train = lgb.Dataset(X, label=y, weight=sample_weight, params={"verbosity": -1})
-        valid_sets, callbacks = [], []
-        if eval_set is not None and early_stopping_rounds is not None:
-            valid_sets = [lgb.Dataset(eval_set[0], label=eval_set[1], reference=train)]
-            callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
-        booster = lgb.train(
-            native, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
+        booster, stopped = self._boost(
+            lgb, native, rounds, X, y, sample_weight, eval_set, early_stopping_rounds
         )
-        booster.free_dataset()
-        best = int(booster.best_iteration) if valid_sets and booster.best_iteration > 0 else None
+        best = int(booster.best_iteration) if stopped and booster.best_iteration > 0 else None
         return LightGBMEstimator(
             booster=booster,
             n_iterations=best or booster.current_iteration(),
@@ -208,3 +208,62 @@ class LightGBMAdapter(ModelAdapter):
             params=params,
             best_iteration=best,
         )
+
+    def _boost(
+        self,
+        lgb: Any,
+        native: dict[str, Any],
+        rounds: int,
+        X: Matrix,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: tuple[Matrix, np.ndarray] | None,
+        early_stopping_rounds: int | None,
+    ) -> tuple[Any, bool]:
+        """The trained booster, and whether it was early-stopped on ``eval_set``."""
+        train = lgb.Dataset(X, label=y, weight=sample_weight, params={"verbosity": -1})
+        valid_sets, callbacks = [], []
+        if eval_set is not None and early_stopping_rounds is not None:
+            valid_sets = [lgb.Dataset(eval_set[0], label=eval_set[1], reference=train)]
+            callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
+        booster = lgb.train(
+            native, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
+        )
+        booster.free_dataset()
+        return booster, bool(valid_sets)
+
+    def fit_distributed(
+        self, X: Any, y: Any, *, train: RemoteTrain, **fit_args: Any
+    ) -> FittedEstimator:
+        """:meth:`fit` with the boosting done by ``train(X, y, params, rounds,
+        sample_weight=, seed=)``, which returns LightGBM's model text (for example trained
+        data-parallel on Ray Train workers). ``params`` are LightGBM's native parameters
+        without ``seed`` and ``num_threads``. The estimator, and the files it saves, are
+        those :meth:`fit` makes; there is no early stopping (no ``eval_set``)."""
+        if fit_args.get("eval_set") is not None:
+            raise UsageError("fit_distributed does not take an eval_set")
+        return _TrainedElsewhere(train).fit(X, y, **fit_args)
+
+
+class _TrainedElsewhere(LightGBMAdapter):
+    """The LightGBM adapter with boosting handed to a callable (see ``fit_distributed``)."""
+
+    def __init__(self, train: RemoteTrain) -> None:
+        self._train = train
+
+    def _boost(
+        self,
+        lgb: Any,
+        native: dict[str, Any],
+        rounds: int,
+        X: Matrix,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: tuple[Matrix, np.ndarray] | None,
+        early_stopping_rounds: int | None,
+    ) -> tuple[Any, bool]:
+        native = dict(native)
+        seed = int(native.pop("seed"))
+        native.pop("num_threads", None)
+        text = self._train(X, y, native, rounds, sample_weight=sample_weight, seed=seed)
+        return lgb.Booster(model_str=text), False

@@ -382,18 +382,31 @@ def _ensemble(spec: Spec, result: Any, prepared: Any) -> list[tuple[int, float]]
 def _refit(
     spec: Spec, result: Any, prepared: Any, members: list[tuple[int, float]]
 ) -> tuple[Any, float | None]:
-    """The chosen configuration(s) trained on every training row, and the threshold."""
+    """The chosen configuration(s) trained on every training row, and the threshold;
+    LightGBM configurations data-parallel on Ray Train workers when the spec asks for it."""
+    from functools import partial
+
     from forgeml.engine import cpu_count
     from forgeml.evaluation import best_threshold
     from forgeml.models import FittedEnsemble, balanced_weights, get_adapter
+    from forgeml.models.lightgbm_model import LightGBMAdapter
     from forgeml.tuning import refit_params
 
     task, y = prepared.task, prepared.y_train
-    fitted = []
+    workers = _distributed_workers(spec, len(y))
+    fitted, distributed = [], 0
     for number, _ in members:
         trial = result_trial(result, number)
+        adapter = get_adapter(trial.model)
+        fit = adapter.fit
+        if workers and isinstance(adapter, LightGBMAdapter):
+            from forgeml.engine.ray_train import train_lightgbm_distributed
+
+            train = partial(train_lightgbm_distributed, workers=workers)
+            fit = partial(adapter.fit_distributed, train=train)
+            distributed += 1
         fitted.append(
-            get_adapter(trial.model).fit(
+            fit(
                 prepared.X_train,
                 y,
                 subtype=task.subtype,
@@ -403,6 +416,11 @@ def _refit(
                 threads=cpu_count(),
                 sample_weight=balanced_weights(y) if trial.class_weight == "balanced" else None,
             )
+        )
+    if distributed:
+        of = f" ({distributed} of {len(members)} ensemble members)" if len(members) > 1 else ""
+        prepared.notes.append(
+            f"final LightGBM model trained data-parallel on {workers} Ray workers{of}"
         )
     weights = [w for _, w in members]
     estimator = fitted[0] if len(fitted) == 1 else FittedEnsemble(fitted, weights)
@@ -415,6 +433,15 @@ def _refit(
             prepared.y_tune[covered], oof[covered, 1], metric=spec.tuning.threshold
         )
     return estimator, threshold
+
+
+def _distributed_workers(spec: Spec, n_rows: int) -> int:
+    """Ray Train workers for the final LightGBM fit of ``n_rows`` rows (0: train locally)."""
+    engine = spec.engine
+    wanted = engine.distributed_training == "always" or (
+        engine.distributed_training == "auto" and n_rows >= engine.distributed_min_rows
+    )
+    return engine.train_workers if engine.kind == "ray" and wanted else 0
 
 
 def _refit_scale(prepared: Any) -> float:
