@@ -254,7 +254,7 @@ def test_run_on_ray_always_registers_a_model_predict_loads(
     assert local_run.code == 0, local_run.err
 
     ray_out, local_out = json.loads(ray_run.out), json.loads(local_run.out)
-    note = "final LightGBM model trained data-parallel on 2 Ray workers"
+    note = "final model trained data-parallel on 2 Ray workers"
     assert note in ray_out["notes"] and note not in local_out["notes"]
     summary = json.loads(Path(ray_out["summary"]).read_text())
     assert note in summary["notes"]
@@ -279,6 +279,31 @@ def test_run_on_ray_always_registers_a_model_predict_loads(
     assert frame.height == 569
     truth = pl.read_csv(cancer_csv).get_column("diagnosis")
     assert (frame.get_column("prediction") == truth).mean() > 0.95
+
+
+@pytest.mark.slow
+def test_an_xgboost_run_on_ray_registers_the_artifact_a_local_run_does(
+    workspace: Path, cancer_csv: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    xgboost = {"models": {"candidates": ["xgboost"]}}
+    ray_spec = _spec(workspace / "ray", kind="ray", distributed_training="always") | xgboost
+    local_spec = _spec(workspace / "local") | xgboost
+    ray_run = cli("run", str(_write(workspace, ray_spec, "ray.yaml")), "--output", "json")
+    assert ray_run.code == 0, ray_run.err
+    local_run = cli("run", str(_write(workspace, local_spec, "local.yaml")), "--output", "json")
+    assert local_run.code == 0, local_run.err
+    ray_out, local_out = json.loads(ray_run.out), json.loads(local_run.out)
+    assert "final model trained data-parallel on 2 Ray workers" in ray_out["notes"]
+    assert _version_files(workspace / "ray") == _version_files(workspace / "local")
+    # Close to the single-process model (each worker sketches its own shard's bins).
+    assert ray_out["test_metrics"]["roc_auc"] == pytest.approx(
+        local_out["test_metrics"]["roc_auc"], abs=0.01
+    )
+    result = cli("predict", "cancer@1", str(cancer_csv), "-o", str(workspace / "s.parquet"),
+                 "--registry", str(workspace / "ray"))  # fmt: skip
+    assert result.code == 0, result.err
+    assert pl.read_parquet(workspace / "s.parquet").height == 569
 
 
 @pytest.mark.slow

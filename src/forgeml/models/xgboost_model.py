@@ -23,12 +23,13 @@ not depend on whether a caller passes the same rows dense or sparse.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forgeml.config.spec import SearchParam
-from forgeml.errors import ArtifactIntegrityError
+from forgeml.errors import ArtifactIntegrityError, UsageError
 from forgeml.models._inputs import is_sparse
 from forgeml.models.base import FittedEstimator, ModelAdapter
 from forgeml.models.xgboost_json import check_model
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from forgeml.models.base import Matrix
 
 __all__ = ["XGBoostAdapter", "XGBoostEstimator"]
+
+# train(X, y, native_params, rounds, *, sample_weight, seed) -> XGBoost JSON model
+RemoteTrain = Callable[..., str]
 
 FILE = "estimator.xgboost.json"
 _OBJECTIVES = {
@@ -205,18 +209,8 @@ class XGBoostAdapter(ModelAdapter):
         if subtype == "multiclass":
             native["num_class"] = n_classes
         sparse = is_sparse(X)
-        train = xgb.DMatrix(X, label=y, weight=sample_weight, nthread=threads)
-        evals = []
-        if eval_set is not None and early_stopping_rounds is not None:
-            valid_X = _layout(eval_set[0], sparse)
-            evals = [(xgb.DMatrix(valid_X, label=eval_set[1], nthread=threads), "valid")]
-        booster = xgb.train(
-            native,
-            train,
-            num_boost_round=rounds,
-            evals=evals,
-            early_stopping_rounds=early_stopping_rounds if evals else None,
-            verbose_eval=False,
+        booster, evals = self._boost(
+            xgb, native, rounds, X, y, sample_weight, threads, eval_set, early_stopping_rounds
         )
         best = None
         if evals:
@@ -233,3 +227,70 @@ class XGBoostAdapter(ModelAdapter):
             params=params,
             best_iteration=best,
         )
+
+    def _boost(
+        self,
+        xgb: Any,
+        native: dict[str, Any],
+        rounds: int,
+        X: Matrix,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        threads: int,
+        eval_set: tuple[Matrix, np.ndarray] | None,
+        early_stopping_rounds: int | None,
+    ) -> tuple[Any, bool]:
+        """The trained booster, and whether it was early-stopped on ``eval_set``."""
+        train = xgb.DMatrix(X, label=y, weight=sample_weight, nthread=threads)
+        evals = []
+        if eval_set is not None and early_stopping_rounds is not None:
+            valid_X = _layout(eval_set[0], is_sparse(X))
+            evals = [(xgb.DMatrix(valid_X, label=eval_set[1], nthread=threads), "valid")]
+        booster = xgb.train(
+            native,
+            train,
+            num_boost_round=rounds,
+            evals=evals,
+            early_stopping_rounds=early_stopping_rounds if evals else None,
+            verbose_eval=False,
+        )
+        return booster, bool(evals)
+
+    def fit_distributed(
+        self, X: Any, y: Any, *, train: RemoteTrain, **fit_args: Any
+    ) -> FittedEstimator:
+        """:meth:`fit` with the boosting done by ``train(X, y, params, rounds,
+        sample_weight=, seed=)``, which returns XGBoost's JSON model (for example trained
+        data-parallel on Ray Train workers). ``params`` are XGBoost's native parameters
+        without ``seed`` and ``nthread``. The estimator, and the files it saves, are those
+        :meth:`fit` makes; there is no early stopping (no ``eval_set``)."""
+        if fit_args.get("eval_set") is not None:
+            raise UsageError("fit_distributed does not take an eval_set")
+        return _TrainedElsewhere(train).fit(X, y, **fit_args)
+
+
+class _TrainedElsewhere(XGBoostAdapter):
+    """The XGBoost adapter with boosting handed to a callable (see ``fit_distributed``)."""
+
+    def __init__(self, train: RemoteTrain) -> None:
+        self._train = train
+
+    def _boost(
+        self,
+        xgb: Any,
+        native: dict[str, Any],
+        rounds: int,
+        X: Matrix,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        threads: int,
+        eval_set: tuple[Matrix, np.ndarray] | None,
+        early_stopping_rounds: int | None,
+    ) -> tuple[Any, bool]:
+        native = dict(native)
+        seed = int(native.pop("seed"))
+        native.pop("nthread", None)
+        text = self._train(X, y, native, rounds, sample_weight=sample_weight, seed=seed)
+        booster = xgb.Booster()
+        booster.load_model(bytearray(text.encode()))
+        return booster, False

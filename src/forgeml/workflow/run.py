@@ -390,6 +390,7 @@ def _refit(
     from forgeml.evaluation import best_threshold
     from forgeml.models import FittedEnsemble, balanced_weights, get_adapter
     from forgeml.models.lightgbm_model import LightGBMAdapter
+    from forgeml.models.xgboost_model import XGBoostAdapter
     from forgeml.tuning import refit_params
 
     task, y = prepared.task, prepared.y_train
@@ -399,11 +400,15 @@ def _refit(
         trial = result_trial(result, number)
         adapter = get_adapter(trial.model)
         fit = adapter.fit
-        if workers and isinstance(adapter, LightGBMAdapter):
-            from forgeml.engine.ray_train import train_lightgbm_distributed
+        if workers and isinstance(adapter, LightGBMAdapter | XGBoostAdapter):
+            from forgeml.engine import ray_train
 
-            train = partial(train_lightgbm_distributed, workers=workers)
-            fit = partial(adapter.fit_distributed, train=train)
+            remote = (
+                ray_train.train_lightgbm_distributed
+                if isinstance(adapter, LightGBMAdapter)
+                else ray_train.train_xgboost_distributed
+            )
+            fit = partial(adapter.fit_distributed, train=partial(remote, workers=workers))
             distributed += 1
         fitted.append(
             fit(
@@ -419,9 +424,7 @@ def _refit(
         )
     if distributed:
         of = f" ({distributed} of {len(members)} ensemble members)" if len(members) > 1 else ""
-        prepared.notes.append(
-            f"final LightGBM model trained data-parallel on {workers} Ray workers{of}"
-        )
+        prepared.notes.append(f"final model trained data-parallel on {workers} Ray workers{of}")
     weights = [w for _, w in members]
     estimator = fitted[0] if len(fitted) == 1 else FittedEnsemble(fitted, weights)
     threshold: float | None = None
@@ -436,7 +439,8 @@ def _refit(
 
 
 def _distributed_workers(spec: Spec, n_rows: int) -> int:
-    """Ray Train workers for the final LightGBM fit of ``n_rows`` rows (0: train locally)."""
+    """Ray Train workers for the final LightGBM/XGBoost fit of ``n_rows`` rows (0: train
+    locally)."""
     engine = spec.engine
     wanted = engine.distributed_training == "always" or (
         engine.distributed_training == "auto" and n_rows >= engine.distributed_min_rows
