@@ -62,6 +62,12 @@ ORDER = [
     "batch_scoring",
     "drift_vs_evidently",
     "drift_scale",
+    "recommend_movielens",
+    "recommend_serving",
+    "recommend_scale",
+    "tuning_throughput",
+    "batch_inference",
+    "scaling",
 ]
 
 

@@ -26,6 +26,7 @@ of users so memory stays ``block x n_items``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["EASE", "ItemKNN", "Popularity", "Recommender"]
 
 _BLOCK = 1024
+_PAIR_BUDGET = 2**25  # ItemKNN.fit: co-occurrence pair updates per block of item rows
 
 
 class Recommender:
@@ -307,17 +309,37 @@ class ItemKNN(_ItemItem):
         """Build the sparse item-item cosine matrix, top ``neighbours`` per item."""
         if self.neighbours < 1 or self.shrink < 0:
             raise UsageError("ItemKNN: neighbours must be >= 1 and shrink >= 0")
+        import scipy.sparse as sp
+
         seen = self._remember(interactions)
         columns = seen.T.tocsr()
-        co = (columns @ columns.T).tocsr().astype(np.float32)
         norms = np.sqrt(np.asarray(columns.sum(axis=1)).ravel()).astype(np.float32)
-        co.setdiag(0.0)
-        co.eliminate_zeros()
-        coo = co.tocoo()
-        coo.data = coo.data / (norms[coo.row] * norms[coo.col] + self.shrink + 1e-12)
-        cosine = coo.tocsr()
-        # similarity_[i, j]: how much having seen i recommends j; keep each i's top rows.
-        self.similarity_: sp.csr_matrix = _keep_top_per_row(cosine, self.neighbours)
+        n_items = seen.shape[1]
+        # The co-occurrence matrix is built a block of item rows at a time and only each
+        # row's top ``neighbours`` are kept, so memory follows the block, not the whole
+        # item x item product (billions of pairs at 100,000 items x 20M events). Blocks
+        # hold about _PAIR_BUDGET pair updates: row i costs the summed history length of
+        # the users who have item i.
+        work = columns @ np.diff(seen.indptr).astype(np.float64)
+        pieces = []
+        for lo, hi in _blocks(work, _PAIR_BUDGET):
+            co = (columns[lo:hi] @ seen).tocoo()
+            keep = ((co.row + lo) != co.col) & (co.data != 0)
+            row, col = co.row[keep], co.col[keep]
+            data = co.data[keep].astype(np.float32)
+            data = data / (norms[row + lo] * norms[col] + self.shrink + 1e-12)
+            cosine = sp.csr_matrix((data, (row, col)), shape=(hi - lo, n_items), dtype=np.float32)
+            # similarity_[i, j]: how much having seen i recommends j; keep each i's top.
+            top = _keep_top_per_row(cosine, self.neighbours).tocoo()
+            pieces.append((top.row + lo, top.col, top.data))
+        if pieces:
+            rows, cols, values = (np.concatenate(part) for part in zip(*pieces, strict=True))
+        else:
+            rows = cols = np.zeros(0, np.int64)
+            values = np.zeros(0, np.float32)
+        self.similarity_: sp.csr_matrix = sp.csr_matrix(
+            (values, (rows, cols)), shape=(n_items, n_items), dtype=np.float32
+        )
         return self
 
 
@@ -412,6 +434,21 @@ def _order(part: np.ndarray, values: np.ndarray) -> np.ndarray:
     order = np.argsort(part, axis=1, kind="stable")
     by_value = np.argsort(-np.take_along_axis(values, order, axis=1), axis=1, kind="stable")
     return np.take_along_axis(order, by_value, axis=1)
+
+
+def _blocks(cost: np.ndarray, budget: float) -> list[tuple[int, int]]:
+    """Consecutive ``(lo, hi)`` row ranges whose summed ``cost`` stays within ``budget``
+    (a row costing more than the budget is a block on its own); covers every row."""
+    if len(cost) == 0:
+        return []
+    totals = np.cumsum(cost)
+    bounds = [0]
+    while bounds[-1] < len(cost):
+        lo = bounds[-1]
+        spent = totals[lo - 1] if lo else 0.0
+        hi = int(np.searchsorted(totals, spent + budget, side="right"))
+        bounds.append(max(hi, lo + 1))
+    return list(pairwise(bounds))
 
 
 def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
