@@ -235,3 +235,26 @@ def test_curl_d_works_as_the_docs_show(client, saved) -> None:
     assert bad.status_code in (400, 422) and "malformed JSON" in bad.json()["error"]
     other = client.post("/v1/recommend", content="{}", headers={"content-type": "text/plain"})
     assert other.status_code == 415
+
+
+def test_the_model_thread_uses_model_threads_blas_threads(saved, tmp_path: Path) -> None:
+    """Factor scoring in the recommender's thread uses --model-threads BLAS threads, not
+    the process's (checked in a fresh process: this one may have capped BLAS already)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "knn"
+    save(folder, saved.model, user_ids=saved.user_ids, item_ids=saved.item_ids)
+    code = f"""
+import asyncio
+from threadpoolctl import threadpool_info
+from forgeml.serving.recommending import ServedRecommender
+def blas():
+    return sorted({{p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}})
+served = ServedRecommender({str(folder)!r}, threads=1)
+print(asyncio.run(served.call(blas)))
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120, check=True)  # fmt: skip
+    assert done.stdout.split("\n")[0] == "[1]"

@@ -84,12 +84,13 @@ def _is_folder(source: str) -> bool:
     )
 
 
-def _load_model(directory: Path) -> Any:
-    """A tabular model bundle, or a recommender (a folder holding ``recommender.json``)."""
+def _load_model(directory: Path, threads: int = 1) -> Any:
+    """A tabular model bundle, or a recommender (a folder holding ``recommender.json``)
+    whose model thread uses ``threads`` BLAS threads."""
     if (directory / _RECOMMENDER).is_file():
         from forgeml.serving.recommending import ServedRecommender
 
-        return ServedRecommender(directory)
+        return ServedRecommender(directory, threads=threads)
     from forgeml.models.bundle import load_bundle
 
     return load_bundle(directory)
@@ -98,8 +99,16 @@ def _load_model(directory: Path) -> Any:
 class ModelCatalog:
     """Loaded models by name and version, with each source's current resolution."""
 
-    def __init__(self, sources: list[str], *, registry: str, artifacts: str | None = None) -> None:
+    def __init__(
+        self,
+        sources: list[str],
+        *,
+        registry: str,
+        artifacts: str | None = None,
+        model_threads: int = 1,
+    ) -> None:
         self.sources = list(sources)
+        self.model_threads = model_threads
         self.registry = registry
         self.artifacts = artifacts
         self._versions: dict[tuple[str, int], ServedModel] = {}
@@ -182,7 +191,7 @@ class ModelCatalog:
             key = (name, version)
             model = versions.get(key)
             if model is None:
-                bundle = _load_model(Path(directory))
+                bundle = _load_model(Path(directory), self.model_threads)
                 model = ServedModel(name, version, bundle, source, directory=str(directory))
                 versions[key] = model
                 changes.append(f"loaded {name}@{version} ({source})")
@@ -199,7 +208,7 @@ class ModelCatalog:
         experiments = {n: e for n, e in experiments.items() if n in default}
         for (name, version), directory in variants.items():
             if name in experiments and (name, version) not in versions:
-                bundle = _load_model(Path(directory))
+                bundle = _load_model(Path(directory), self.model_threads)
                 versions[(name, version)] = ServedModel(
                     name, version, bundle, f"{name}@{version}", directory=str(directory)
                 )

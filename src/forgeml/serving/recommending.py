@@ -167,10 +167,18 @@ def parse_interactions(data: Any) -> list[Interaction]:
     return out
 
 
+def _limit_blas(threads: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads, user_api="blas")
+
+
 class ServedRecommender:
     """A loaded recommender with its id maps and the interactions seen since loading."""
 
-    def __init__(self, folder: str | Path, *, max_new_users: int = 1_000_000) -> None:
+    def __init__(
+        self, folder: str | Path, *, max_new_users: int = 1_000_000, threads: int = 1
+    ) -> None:
         from forgeml.recommend.persist import load
 
         saved = load(folder)
@@ -186,7 +194,15 @@ class ServedRecommender:
         self.max_new_users = max_new_users
         self._new: OrderedDict[str, set[int]] = OrderedDict()  # user -> new item codes
         self.unknown_items = 0  # interactions with items outside the catalogue
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeml-recommend")
+        # BLAS threads of the model thread (factors @ items): OpenBLAS's pool spinning
+        # beside the event loop doubled exact top-k latency on a busy machine. Set in the
+        # thread itself (OpenBLAS may keep the setting per thread).
+        self._pool = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="forgeml-recommend",
+            initializer=_limit_blas,
+            initargs=(threads,),
+        )
         self.similar_supported = hasattr(self.model, "similar_items")
 
     @property

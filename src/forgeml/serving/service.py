@@ -212,7 +212,10 @@ class PredictionService:
             self.admin_key.configured if config.admin is None else bool(config.admin)
         )
         self.catalog = ModelCatalog(
-            config.models, registry=config.registry, artifacts=config.artifacts
+            config.models,
+            registry=config.registry,
+            artifacts=config.artifacts,
+            model_threads=config.model_threads,
         )
         self.metrics = ServerMetrics()
         self.metrics.queue_rows = lambda: sum(b.queued_rows for b in self._batchers)
