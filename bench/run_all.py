@@ -49,7 +49,10 @@ EXTRA_RUNS = {
     "drift_vs_evidently": [["--rows", "1000000", "--copies", "4", "--repeats", "1"]],
 }
 # Arguments of a script's default invocation, where not its own defaults.
-DEFAULT_ARGS = {"quality_vs_flaml": ["--runs", "3"]}
+DEFAULT_ARGS = {
+    "quality_vs_flaml": ["--runs", "3"],
+    "tuning_throughput": ["--rows", "30000", "--trials", "16", "--repeats", "2"],
+}
 ORDER = [
     "cli_startup",
     "lgbm_overhead",
