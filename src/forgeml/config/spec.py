@@ -265,6 +265,28 @@ class CandidateSpec(_Section):
     search: dict[str, SearchParam] = Field(default_factory=dict)
 
 
+def _names_to_candidates(value: Any) -> Any:
+    """A candidate list as written: ``auto`` (None) or names and mappings, names made
+    mappings."""
+    if value == "auto":
+        return None
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _unique_candidates(value: list[CandidateSpec] | None, what: str) -> list[CandidateSpec] | None:
+    """Refuse an empty list and a name listed twice (``what``: candidate, model)."""
+    if value is not None:
+        if not value:
+            raise ValueError(f"list at least one {what}, or 'auto'")
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{what} listed twice: {', '.join(dupes)}")
+    return value
+
+
 class ModelsSpec(_Section):
     """Candidate models; ``auto`` (or leaving it out) means every built-in candidate whose
     library is installed. A candidate is a name or a :class:`CandidateSpec` mapping."""
@@ -274,23 +296,12 @@ class ModelsSpec(_Section):
     @field_validator("candidates", mode="before")
     @classmethod
     def _strings_are_names(cls, value: Any) -> Any:
-        if value == "auto":
-            return None
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+        return _names_to_candidates(value)
 
     @field_validator("candidates")
     @classmethod
     def _unique_names(cls, value: list[CandidateSpec] | None) -> list[CandidateSpec] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("list at least one candidate, or 'auto'")
-            names = [c.name for c in value]
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"candidate listed twice: {', '.join(dupes)}")
-        return value
+        return _unique_candidates(value, "candidate")
 
 
 class BudgetSpec(_Section):
@@ -516,23 +527,12 @@ class RecommendationSpec(_Section):
     @field_validator("models", mode="before")
     @classmethod
     def _strings_are_names(cls, value: Any) -> Any:
-        if value == "auto":
-            return None
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+        return _names_to_candidates(value)
 
     @field_validator("models")
     @classmethod
     def _unique_names(cls, value: list[CandidateSpec] | None) -> list[CandidateSpec] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("list at least one model, or 'auto'")
-            names = [c.name for c in value]
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"model listed twice: {', '.join(dupes)}")
-        return value
+        return _unique_candidates(value, "model")
 
     @field_validator("segments")
     @classmethod

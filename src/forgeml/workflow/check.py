@@ -7,7 +7,7 @@ is readable and holds the target, and that the registry location can be written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,12 +109,45 @@ def check_spec(
 ) -> CheckResult:
     """Check a spec end to end without training; raises the first problem found."""
     from forgeml.data import open_source
-    from forgeml.tasks.metrics import METRICS
+    from forgeml.registry import check_writable
     from forgeml.workflow.workspace import Workspace
 
     loaded = load_spec(spec, overrides)
-    if loaded.task == "recommendation":
-        return _check_recommendation(loaded, spec)
+    parts = _recommendation_parts if loaded.task == "recommendation" else _tabular_parts
+    target, candidates, metric, warnings, check_columns = parts(loaded)
+    data_info: dict[str, Any] = {}
+    if loaded.data.source is not None:
+        source = open_source(loaded.data, resolve=loaded.resolve_path)
+        head = source.head(1_000)
+        check_columns(head.columns, source.description)
+        data_info = {"source": source.description, "columns": len(head.columns)}
+    else:
+        warnings.append(
+            "data.source is not set: pass a frame from Python (forgeml.run(spec, data=df))"
+        )
+    workspace = Workspace.from_spec(loaded)
+    check_writable(workspace.registry_uri, workspace.artifacts)
+    return CheckResult(
+        spec_path=str(spec) if isinstance(spec, str | Path) else "spec",
+        name=loaded.name,
+        task=loaded.task,
+        target=target,
+        candidates=candidates,
+        metric=metric,
+        data=data_info,
+        registry=hide_password(workspace.registry_uri),
+        warnings=warnings,
+    )
+
+
+# What check_spec needs of a task: the target, the candidates' names, the metric, warnings
+# and a check of the data's columns (names, source description).
+_Parts = tuple[str, list[str], str, list[str], Callable[[list[str], str], None]]
+
+
+def _tabular_parts(loaded: Spec) -> _Parts:
+    from forgeml.tasks.metrics import METRICS
+
     metric, candidates = precheck(loaded)
     subtypes = ["binary", "multiclass"] if loaded.task == "classification" else ["regression"]
     warnings: list[str] = []
@@ -125,79 +158,35 @@ def check_spec(
     ):
         warnings.append(f"metric '{metric.name}' applies only if the target turns out binary")
 
-    data_info: dict[str, Any] = {}
-    if loaded.data.source is not None:
-        source = open_source(loaded.data, resolve=loaded.resolve_path)
-        head = source.head(1_000)
-        if loaded.target not in head.columns:
+    def check_columns(columns: list[str], description: str) -> None:
+        if loaded.target not in columns:
             raise ConfigError(
-                f"target column '{loaded.target}' not found in {source.description} "
-                f"(columns: {', '.join(head.columns[:20])})"
+                f"target column '{loaded.target}' not found in {description} "
+                f"(columns: {', '.join(columns[:20])})"
             )
-        missing = [c for c in loaded.columns if c not in head.columns]
+        missing = [c for c in loaded.columns if c not in columns]
         if missing:
             raise ConfigError(f"columns: declared column(s) not in the data: {', '.join(missing)}")
-        data_info = {"source": source.description, "columns": len(head.columns)}
-    else:
-        warnings.append(
-            "data.source is not set: pass a frame from Python (forgeml.run(spec, data=df))"
-        )
 
-    workspace = Workspace.from_spec(loaded)
-    from forgeml.registry import check_writable
-
-    check_writable(workspace.registry_uri, workspace.artifacts)
-    return CheckResult(
-        spec_path=str(spec) if isinstance(spec, str | Path) else "spec",
-        name=loaded.name,
-        task=loaded.task,
-        target=loaded.target,
-        candidates=[c.name for c in candidates],
-        metric=metric.name,
-        data=data_info,
-        registry=hide_password(workspace.registry_uri),
-        warnings=warnings,
-    )
+    return loaded.target, [c.name for c in candidates], metric.name, warnings, check_columns
 
 
-def _check_recommendation(loaded: Spec, spec: Any) -> CheckResult:
-    """``check_spec`` of a ``task: recommendation`` spec: its models, its id/time/weight
-    columns in the data, the registry."""
-    from forgeml.data import open_source
-    from forgeml.registry import check_writable
+def _recommendation_parts(loaded: Spec) -> _Parts:
+    """A ``task: recommendation`` spec: its models, its id/time/weight columns."""
     from forgeml.workflow.recommend_run import precheck_recommendation
-    from forgeml.workflow.workspace import Workspace
 
     candidates = precheck_recommendation(loaded)
     rec = loaded.recommendation
     assert rec is not None  # the spec's validation requires the section for this task
-    warnings: list[str] = []
-    data_info: dict[str, Any] = {}
-    if loaded.data.source is not None:
-        source = open_source(loaded.data, resolve=loaded.resolve_path)
-        head = source.head(1_000)
-        wanted = {"user": rec.user, "item": rec.item, "time": rec.time, "weight": rec.weight}
+    wanted = {"user": rec.user, "item": rec.item, "time": rec.time, "weight": rec.weight}
+
+    def check_columns(columns: list[str], description: str) -> None:
         for role, column in wanted.items():
-            if column is not None and column not in head.columns:
+            if column is not None and column not in columns:
                 raise ConfigError(
                     f"recommendation.{role}: column '{column}' not found in "
-                    f"{source.description} (columns: {', '.join(head.columns[:20])})"
+                    f"{description} (columns: {', '.join(columns[:20])})"
                 )
-        data_info = {"source": source.description, "columns": len(head.columns)}
-    else:
-        warnings.append(
-            "data.source is not set: pass a frame from Python (forgeml.run(spec, data=df))"
-        )
-    workspace = Workspace.from_spec(loaded)
-    check_writable(workspace.registry_uri, workspace.artifacts)
-    return CheckResult(
-        spec_path=str(spec) if isinstance(spec, str | Path) else "spec",
-        name=loaded.name,
-        task=loaded.task,
-        target=rec.item,
-        candidates=[c.name for c in candidates],
-        metric=f"{rec.metric}@{rec.k}",
-        data=data_info,
-        registry=hide_password(workspace.registry_uri),
-        warnings=warnings,
-    )
+
+    names = [c.name for c in candidates]
+    return rec.item, names, f"{rec.metric}@{rec.k}", [], check_columns
