@@ -217,3 +217,38 @@ def test_the_log_and_feedback_in_postgresql(
     assert sorted(labelled["row"].to_list()) == [0, 1, 2]
     assert [json.loads(v) for v in labelled.sort("row")["label"]] == labels[:3]
     store.close()
+
+
+def test_the_drift_window_pairs_every_row_with_its_own_score() -> None:
+    """Requests of several rows and models, shadow answers and a window smaller than the
+    traffic: the window keeps the latest rows, each with the score the model gave it."""
+    from types import SimpleNamespace
+
+    import orjson
+
+    from forgeml.serving.driftwatch import DriftWatch
+
+    watch = DriftWatch(None, dict, rows=100)
+    binary = SimpleNamespace(name="a", task=SimpleNamespace(is_binary=True, kind="classification"))
+    served_by_a: list[float] = []  # every row model "a" answered (not as a shadow), in order
+    score = 0
+    for batch in range(30):
+        queue = SimpleNamespace(models=[], shadows=[], counts=[], rows=[], raws=[])
+        for request in range(5):
+            n = 1 + (batch + request) % 4
+            model = "a" if request != 3 else "b"
+            shadow = request == 4 and batch % 2 == 0
+            scores = [float(s) for s in range(score, score + n)]
+            queue.models.append(model)
+            queue.shadows.append(shadow)
+            queue.counts.append(n)
+            queue.rows += [orjson.dumps({"i": s}) for s in scores]
+            queue.raws.append(np.column_stack([[-s for s in scores], scores]))
+            if model == "a" and not shadow:
+                served_by_a += scores
+            score += n
+        watch.add_logged(queue)
+    window = watch._windows["a"]
+    rows = watch._rows(binary, (list(window.rows), list(window.raws)))
+    assert [record["i"] for record, _ in rows] == served_by_a[-100:]
+    assert all(record["i"] == value for record, value in rows)

@@ -109,3 +109,37 @@ def test_closing_while_a_flush_is_due_finishes_and_writes_everything(tmp_path: P
 
     assert asyncio.run(run()) == 50
     assert open_store(str(tmp_path), create=False).read("predictions").height == 50
+
+
+def test_logging_a_request_leaves_no_object_for_the_garbage_collector(tmp_path: Path) -> None:
+    """Queued requests and the recent-request index hold only untracked objects (bytes,
+    strings, numbers, arrays) in preallocated or growing lists: a tuple per request made
+    a saturated server collect garbage dozens of times more often."""
+    import gc
+
+    from forgeml.serving.feedback import RecentRequests
+
+    log = PredictionLog(tmp_path, max_queue_rows=10_000)
+    recent = RecentRequests(capacity=500)
+    records = [{"x": 1.5, "carrier": "UA", "when": "2013-01-01"}]
+    raws = [np.array([[0.2, 0.8]]) for _ in range(2_000)]
+    ids = [f"r{i}" for i in range(2_000)]
+
+    def decode(raw: np.ndarray) -> tuple[list, list]:
+        return raw.argmax(axis=1).tolist(), raw[:, 1].tolist()
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for request_id, raw in zip(ids, raws, strict=True):
+            log.record(request_id, "m", 1, records, raw, decode, 1.0)
+            recent.add(request_id, "m", 1, None, raw)
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert grown < 20, f"{grown} tracked objects left behind by 2,000 logged requests"
+    assert len(recent) == 500 and recent.get("r1999") is not None and recent.get("r0") is None
+    log.flush()
+    written = open_store(str(tmp_path), create=False).read("predictions")
+    assert written.height == 2_000 and written["score"].to_list() == [0.8] * 2_000

@@ -15,12 +15,33 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = ["DriftWatch"]
 
 logger = logging.getLogger("forgeml.server")
+
+
+class _Window:
+    """A model's latest rows (JSON bytes) and the raw outputs of its latest requests.
+
+    Two bounded deques rather than one tuple per request: appending allocates nothing
+    the garbage collector tracks. Every request has at least one row, so ``rows`` raw
+    outputs always cover the ``rows`` rows kept."""
+
+    __slots__ = ("raws", "rows")
+
+    def __init__(self, rows: int) -> None:
+        self.rows: deque[bytes] = deque(maxlen=rows)
+        self.raws: deque[Any] = deque(maxlen=rows)
+
+    def extend(self, rows: list[bytes], raws: list[Any]) -> None:
+        self.rows.extend(rows)
+        self.raws.extend(raws)
 
 
 class DriftWatch:
@@ -34,41 +55,61 @@ class DriftWatch:
         self.seconds = seconds
         self.rows = rows
         self.checks = 0
-        # per model: (rows as JSON, raw output) of its latest requests (at most ``rows``)
-        self._windows: dict[str, deque[tuple[tuple[bytes, ...], Any]]] = {}
+        # per model: its latest rows as JSON (at most ``rows``) and the raw outputs of its
+        # latest requests (one array per request, its rows in order)
+        self._windows: dict[str, _Window] = {}
         self._profiles: dict[tuple[str, int], Any] = {}
         self._task: asyncio.Task[None] | None = None
+        # called before each check: the prediction log hands over what it has queued
+        self.refresh: Callable[[], None] | None = None
 
-    def add(self, model: Any, inputs: tuple[bytes, ...], raw: Any) -> None:
-        """Remember a request's rows (as the prediction log encoded them: JSON bytes) and
-        raw output: one append of references (rows are decoded and scores unpacked only
-        when a check runs, in a thread). Bytes rather than the request's dicts: thousands
-        of live dicts made every garbage collection walk them."""
-        window = self._windows.get(model.name)
+    def add_logged(self, queue: Any) -> None:
+        """Take in a batch of logged requests (the prediction log's queued columns, as it
+        takes them: ``models``, ``shadows``, ``counts``, ``rows`` as JSON bytes, ``raws``).
+        Appends references only, in bulk; rows are decoded and scores unpacked when a
+        check runs, in a thread. Shadow answers are not traffic the model served."""
+        models, shadows = queue.models, queue.shadows
+        if models.count(models[0]) == len(models) and not any(shadows):  # the usual case
+            self._window(models[0]).extend(queue.rows, queue.raws)
+            return
+        start = 0
+        for model, shadow, n, raw in zip(models, shadows, queue.counts, queue.raws, strict=True):
+            if not shadow:
+                self._window(model).extend(queue.rows[start : start + n], [raw])
+            start += n
+
+    def _window(self, model: str) -> _Window:
+        window = self._windows.get(model)
         if window is None:
-            window = self._windows[model.name] = deque(maxlen=self.rows)
-        window.append((inputs, raw))
+            window = self._windows[model] = _Window(self.rows)
+        return window
 
     def _rows(
-        self, model: Any, requests: list[tuple[tuple[bytes, ...], Any]]
+        self, model: Any, window: tuple[list[bytes], list[Any]]
     ) -> list[tuple[dict[str, Any], float | None]]:
-        """The latest ``rows`` rows of the requests with their scores (positive-class
-        probability or value; None for multiclass)."""
+        """The window's rows (at most ``rows``, latest last) with their scores (positive
+        class probability or value; None for multiclass)."""
         import orjson
 
-        out: list[tuple[dict[str, Any], float | None]] = []
-        for inputs, raw in reversed(requests):
-            records = [orjson.loads(row) for row in inputs]
-            if model.task.is_binary:
-                scores: list[Any] = raw[:, 1].tolist()
-            elif model.task.kind == "regression":
-                scores = raw.tolist()
-            else:
-                scores = [None] * len(records)
-            out.extend(zip(reversed(records), reversed(scores), strict=False))
-            if len(out) >= self.rows:
+        rows, raws = window
+        chunks: list[Any] = []  # the latest requests' outputs, until every row has one
+        covered = 0
+        for raw in reversed(raws):
+            chunks.append(raw)
+            covered += len(raw)
+            if covered >= len(rows):
                 break
-        return out[: self.rows]
+        chunks.reverse()
+        scores: list[Any]
+        if model.task.is_binary:
+            scores = np.concatenate([raw[:, 1] for raw in chunks]).tolist()
+        elif model.task.kind == "regression":
+            scores = np.concatenate(chunks).tolist()
+        else:
+            scores = [None] * covered
+        scores = scores[max(0, covered - len(rows)) :]
+        rows = rows[len(rows) - len(scores) :]
+        return [(orjson.loads(row), score) for row, score in zip(rows, scores, strict=True)]
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -86,12 +127,15 @@ class DriftWatch:
 
     async def check(self) -> None:
         """Score every model's window now (a check that fails is skipped, not fatal)."""
+        if self.refresh is not None:
+            self.refresh()
         for model in list(self._models().values()):
-            requests = list(self._windows.get(model.name, ()))  # a copy, taken on the loop
-            if not requests:
+            window = self._windows.get(model.name)
+            if window is None or not window.rows:
                 continue
+            taken = (list(window.rows), list(window.raws))  # a copy, taken on the loop
             try:
-                results = await asyncio.to_thread(self._score, model, requests)
+                results = await asyncio.to_thread(self._score, model, taken)
             except Exception:  # odd traffic must never stop the server: log it, go on
                 logger.warning("drift check of %s failed", model.name, exc_info=True)
                 continue
@@ -107,7 +151,7 @@ class DriftWatch:
         for feature, flag in flags.items():
             self.metrics.drifted[(model, feature)] = flag
 
-    def _score(self, model: Any, requests: list[tuple[tuple[bytes, ...], Any]]) -> list[Any]:
+    def _score(self, model: Any, window: tuple[list[bytes], list[Any]]) -> list[Any]:
         import polars as pl
 
         from forgeml.monitoring import PREDICTION_COLUMN, detect_drift
@@ -115,7 +159,7 @@ class DriftWatch:
         profile = self._profile(model)
         if profile is None:
             return []
-        rows = self._rows(model, requests)
+        rows = self._rows(model, window)
         columns: dict[str, Any] = {}
         for name in profile.columns:
             if name == PREDICTION_COLUMN:

@@ -38,42 +38,62 @@ _SCALARS = (str, int, float, bool)
 
 
 # One answered request: (model name, version, variant or None, raw model output, rows).
-# Plain tuples of strings, numbers and an array are not tracked by the garbage collector;
-# a dataclass per request was, and full collections walking 100,000 of them took ~60 ms
-# — a stall every in-flight request paid.
 Entry = tuple[str, int, str | None, np.ndarray, int]
 
 
 class RecentRequests:
     """The last ``capacity`` answered requests by id (oldest forgotten first), the rows
-    that got their label, and the shadow variants' answers."""
+    that got their label, and the shadow variants' answers.
+
+    A ring of ``capacity`` slots, one list per field: remembering a request stores
+    references into preallocated lists and allocates nothing the garbage collector
+    tracks. (A dataclass per request once made full collections walk 100,000 of them,
+    ~60 ms; a tuple per request still made collections run far more often.)
+    """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._items: dict[str, Entry] = {}
-        self._order: deque[str] = deque()
+        self._slots: dict[str, int] = {}  # request id -> its slot
+        self._ids: list[str | None] = [None] * capacity
+        self._models: list[Any] = [None] * capacity
+        self._versions: list[Any] = [None] * capacity
+        self._variants: list[str | None] = [None] * capacity
+        self._raws: list[Any] = [None] * capacity
+        self._next = 0
         self._labelled: dict[str, int] = {}  # request id -> bit mask of labelled rows
         self._labelled_order: deque[str] = deque()
         self._shadows: dict[str, tuple[Entry, ...]] = {}
 
-    def add(self, request_id: str, entry: Entry) -> None:
-        items = self._items
-        if request_id in items:  # a reused id: the latest request wins, unlabelled
+    def add(
+        self, request_id: str, model: str, version: int, variant: str | None, raw: np.ndarray
+    ) -> None:
+        slot = self._next
+        self._next = slot + 1 if slot + 1 < self.capacity else 0
+        slots = self._slots
+        old = self._ids[slot]
+        if old is not None and slots.get(old) == slot:  # the oldest request is forgotten
+            del slots[old]
+            if self._shadows:
+                self._shadows.pop(old, None)
+        if request_id in slots:  # a reused id: the latest request wins, unlabelled
             self._labelled.pop(request_id, None)
             self._shadows.pop(request_id, None)
-        else:
-            self._order.append(request_id)
-        items[request_id] = entry
-        if len(self._order) > self.capacity:
-            old = self._order.popleft()
-            items.pop(old, None)
-            self._shadows.pop(old, None)
+        slots[request_id] = slot
+        self._ids[slot] = request_id
+        self._models[slot] = model
+        self._versions[slot] = version
+        self._variants[slot] = variant
+        self._raws[slot] = raw
 
     def get(self, request_id: str) -> Entry | None:
-        return self._items.get(request_id)
+        slot = self._slots.get(request_id)
+        if slot is None:
+            return None
+        raw = self._raws[slot]
+        return (self._models[slot], self._versions[slot], self._variants[slot], raw, len(raw))
 
     def add_shadow(self, request_id: str, entry: Entry) -> None:
-        if request_id in self._items:
+        if request_id in self._slots:
             self._shadows[request_id] = (*self._shadows.get(request_id, ()), entry)
 
     def shadows(self, request_id: str) -> tuple[Entry, ...]:
@@ -92,7 +112,7 @@ class RecentRequests:
         self._labelled[request_id] = self._labelled.get(request_id, 0) | (1 << row)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._slots)
 
 
 @dataclass(frozen=True)

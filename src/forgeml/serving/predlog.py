@@ -21,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +30,10 @@ import orjson
 
 from forgeml.errors import ConfigError, ForgeError
 
-__all__ = ["Decoder", "PredictionLog", "encode_rows"]
+__all__ = ["Decoder", "OnTake", "PredictionLog"]
 
 # raw model output of many rows -> (one prediction per row, one score per row or None)
 Decoder = Callable[[Any], tuple[list[Any], list[float] | None]]
-
-
-# the fields of a queued entry (one request)
-INPUTS = 7
-DECODE = 9
-
-
-def encode_rows(records: list[dict[str, Any]]) -> tuple[bytes, ...]:
-    """Each row as JSON bytes (a tuple of bytes: the garbage collector stops tracking it)."""
-    return tuple([orjson.dumps(r, default=str) for r in records])
 
 
 def _json_values(values: list[Any]) -> list[bytes]:
@@ -59,18 +47,64 @@ def _json_values(values: list[Any]) -> list[bytes]:
     return [encoded[k] for k in keys]
 
 
-def _runs_by_decoder(entries: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """Consecutive entries with the same decoder (the same model version), in order."""
-    first = entries[0][DECODE]
-    if all(e[DECODE] is first for e in entries):  # the usual case: one model version
-        return [entries]
-    runs: list[list[tuple[Any, ...]]] = []
-    for entry in entries:
-        if runs and runs[-1][0][DECODE] is entry[DECODE]:
-            runs[-1].append(entry)
-        else:
-            runs.append([entry])
+def _runs(decoders: list[Any]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of consecutive requests with the same decoder (the
+    same model version), in order."""
+    first = decoders[0]
+    if decoders.count(first) == len(decoders):  # the usual case: one model version
+        return [(0, len(decoders))]
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(decoders)):
+        if decoders[i] is not decoders[i - 1]:
+            runs.append((start, i))
+            start = i
+    runs.append((start, len(decoders)))
     return runs
+
+
+def _constant(values: list[Any]) -> bool:
+    return values.count(values[0]) == len(values)
+
+
+class _Columns:
+    """The queued requests, column by column.
+
+    A request appends one value to each list (its rows to ``rows``) and allocates nothing
+    the garbage collector tracks: a tuple per request did, and thousands of them waiting
+    for the next flush made the collector run dozens of times more often, walking every
+    in-flight request's objects each time — on a saturated server the largest cost of
+    logging.
+    """
+
+    __slots__ = (
+        "counts", "decoders", "ids", "latencies", "models", "raws", "rows", "shadows",
+        "times", "units", "variants", "versions",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.times: list[float] = []
+        self.models: list[str] = []
+        self.versions: list[Any] = []
+        self.variants: list[str | None] = []
+        self.units: list[str | None] = []
+        self.shadows: list[bool] = []
+        self.counts: list[int] = []  # rows per request
+        self.rows: list[bytes] = []  # every row's JSON, request after request
+        self.raws: list[Any] = []
+        self.decoders: list[Decoder] = []
+        self.latencies: list[float] = []
+
+
+# Called with each batch of queued requests as it is taken, on the event loop: the
+# server feeds its drift window from it (in bulk, rather than per request).
+OnTake = Callable[[_Columns], None]
+
+
+def _per_request(array: Any, expand: Any) -> Any:
+    """An Arrow array of one value per request, repeated over each request's rows."""
+    return array if expand is None else array.take(expand)
 
 
 class PredictionLog:
@@ -104,8 +138,9 @@ class PredictionLog:
         self.last_error = ""
         self.written = 0
         self.files = 0
-        self._queue: deque[tuple[Any, ...]] = deque()  # one entry per request
+        self._queue = _Columns()
         self._queued_rows = 0
+        self.on_take: OnTake | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeml-predlog")
@@ -115,7 +150,6 @@ class PredictionLog:
     # --- the request side ----------------------------------------------------------------
     def record(
         self,
-        *,
         request_id: str,
         model: str,
         version: int | str,
@@ -126,30 +160,35 @@ class PredictionLog:
         variant: str | None = None,
         unit: str | None = None,
         shadow: bool = False,
-    ) -> tuple[bytes, ...]:
+    ) -> None:
         """Queue one request's rows and raw model output; drops (and counts) them when the
-        queue is full. ``decode(raw) -> (predictions, scores)`` runs later, on whole
-        batches at once (it is vectorised), not on the request path.
-
-        The rows are encoded to JSON here, once, and the encoded rows are returned (the
-        drift window keeps them too): the request's dicts then die young instead of
-        living on in queues, where the garbage collector kept walking them — on a
-        saturated server that cost more than the encoding itself.
-        """
-        inputs = encode_rows(records)
-        n = len(inputs)
+        queue is full. The rows are encoded to JSON here, once (the request's dicts then
+        die young). ``decode(raw) -> (predictions, scores)`` runs later, on whole batches
+        at once (it is vectorised), not on the request path."""
+        n = len(records)
         if self._queued_rows + n > self.max_queue_rows:
             self.dropped += n
             self.count_event(model, "log_dropped", n)
-            return inputs
-        self._queue.append(
-            (request_id, time.time(), model, str(version), variant, unit, shadow, inputs, raw,
-             decode, latency_ms)
-        )  # fmt: skip
+            return
+        queue = self._queue
+        if n == 1:
+            queue.rows.append(orjson.dumps(records[0], default=str))
+        else:
+            queue.rows.extend([orjson.dumps(r, default=str) for r in records])
+        queue.counts.append(n)
+        queue.ids.append(request_id)
+        queue.times.append(time.time())
+        queue.models.append(model)
+        queue.versions.append(version)
+        queue.variants.append(variant)
+        queue.units.append(unit)
+        queue.shadows.append(shadow)
+        queue.raws.append(raw)
+        queue.decoders.append(decode)
+        queue.latencies.append(latency_ms)
         self._queued_rows += n
         if self._queued_rows >= self.flush_rows and self._wake is not None:
             self._wake.set()
-        return inputs
 
     def count_event(self, model: str, kind: str, n: int = 1, variant: str | None = None) -> None:
         """Count an event (``log_dropped`` rows, a ``request_error`` of an experiment
@@ -223,6 +262,11 @@ class PredictionLog:
                 self.errors += 1
                 self.last_error = str(exc)
 
+    def take(self) -> None:
+        """Take what is queued now (the drift window gets it), to be written with the
+        next write."""
+        self._pending += self._take()
+
     def flush(self) -> None:
         """Write what is queued now, in the calling thread."""
         tables, self._pending = [*self._pending, *self._take()], []
@@ -234,7 +278,7 @@ class PredictionLog:
         import pyarrow as pa
 
         out: list[tuple[str, Any, int]] = []
-        if self._queue:
+        if self._queue.ids:
             out.append(self._take_predictions())
         if self._feedback:
             rows, self._feedback = self._feedback, []
@@ -266,47 +310,59 @@ class PredictionLog:
         import numpy as np
         import pyarrow as pa
 
-        entries = list(self._queue)
-        self._queue.clear()
+        queue, self._queue = self._queue, _Columns()
         self._queued_rows = 0
-        # Column by column: one transposition of the queued requests (C speed), then
-        # Arrow repeats each request's values over its rows (most requests have one row).
-        columns = list(zip(*entries, strict=True))
-        inputs = columns[INPUTS]
-        counts = np.fromiter(map(len, inputs), np.int64, len(entries))
-        total = int(counts.sum())
-        expand = pa.array(np.repeat(np.arange(len(entries)), counts))
-        starts = np.cumsum(counts) - counts
-        rows = np.arange(total) - np.repeat(starts, counts)
+        if self.on_take is not None:
+            self.on_take(queue)
+        requests, total = len(queue.ids), len(queue.rows)
+        expand = None  # request -> its rows, when some request has several
+        rows: Any = np.zeros(total, np.int32)
+        if total != requests:
+            counts = np.asarray(queue.counts, np.int64)
+            expand = pa.array(np.repeat(np.arange(requests), counts))
+            starts = np.cumsum(counts) - counts
+            rows = np.arange(total, dtype=np.int32) - np.repeat(starts, counts).astype(np.int32)
 
-        def per_request(index: int, kind: Any) -> Any:
-            return pa.array(columns[index], kind).take(expand)
+        def per_request(values: list[Any], kind: Any) -> Any:
+            """One value per row; a column with one value throughout (the model, the
+            version, no variant: the usual case) is not converted value by value."""
+            if _constant(values):
+                value = values[0]
+                if value is None:
+                    return pa.nulls(total, kind)
+                return pa.repeat(pa.scalar(value, kind), total)
+            array = pa.array(values, kind)
+            return array if expand is None else array.take(expand)
 
         predictions: list[bytes] = []
         scores: list[Any] = []
-        for group in _runs_by_decoder(entries):
-            raw = np.concatenate([np.asarray(e[DECODE - 1]) for e in group])
-            labels, values = group[0][DECODE](raw)
+        for start, stop in _runs(queue.decoders):
+            raw = np.concatenate([np.asarray(r) for r in queue.raws[start:stop]])
+            labels, values = queue.decoders[start](raw)
             predictions += _json_values(labels)
             scores += values if values is not None else [None] * len(labels)
-        flat = inputs[0] if len(inputs) == 1 else list(chain.from_iterable(inputs))
-        stamps = np.asarray(columns[1], np.float64) * 1e6
+        stamps = (np.asarray(queue.times, np.float64) * 1e6).astype(np.int64)
+        versions = queue.versions
         table = pa.table(
             {
-                "request_id": per_request(0, pa.string()),
-                "ts": pa.array(stamps.astype(np.int64))
-                .take(expand)
-                .cast(pa.timestamp("us", tz="UTC")),
-                "model": per_request(2, pa.string()),
-                "version": per_request(3, pa.string()),
-                "variant": per_request(4, pa.string()),
-                "unit": per_request(5, pa.string()),
-                "shadow": per_request(6, pa.bool_()),
+                "request_id": per_request(queue.ids, pa.string()),
+                "ts": _per_request(pa.array(stamps), expand).cast(pa.timestamp("us", tz="UTC")),
+                "model": per_request(queue.models, pa.string()),
+                "version": per_request(
+                    [str(versions[0])] if _constant(versions) else list(map(str, versions)),
+                    pa.string(),
+                ),
+                "variant": per_request(queue.variants, pa.string()),
+                "unit": per_request(queue.units, pa.string()),
+                "shadow": per_request(queue.shadows, pa.bool_()),
                 "row": pa.array(rows, pa.int32()),
-                "inputs": pa.array(flat, pa.binary()).cast(pa.string()),
-                "prediction": pa.array(predictions, pa.binary()).cast(pa.string()),
+                # orjson writes UTF-8: a view, not a validating cast
+                "inputs": pa.array(queue.rows, pa.binary()).view(pa.string()),
+                "prediction": pa.array(predictions, pa.binary()).view(pa.string()),
                 "score": pa.array(scores, pa.float64()),
-                "latency_ms": per_request(DECODE + 1, pa.float64()),
+                "latency_ms": _per_request(
+                    pa.array(np.asarray(queue.latencies, np.float64)), expand
+                ),
             }
         )
         return "predictions", table, total

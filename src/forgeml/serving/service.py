@@ -228,6 +228,8 @@ class PredictionService:
         )  # fmt: skip
         if self.predlog is not None:
             log = self.predlog
+            log.on_take = self.drift.add_logged
+            self.drift.refresh = log.take
             self.metrics.log_dropped = lambda: log.dropped
             self.metrics.log_errors = lambda: log.errors
         self.metrics.live = self._live_metrics
@@ -383,17 +385,26 @@ class PredictionService:
             ) from None
 
     def log_predictions(self, state: dict[str, Any], request_id: str, seconds: float) -> None:
-        """Queue a successful request's rows in the prediction log (never blocks)."""
-        if self.predlog is None or "log" not in state:
+        """Queue a successful request's rows in the prediction log (never blocks). The
+        request's hot path: positional calls, no objects kept per request that the
+        garbage collector would have to walk (see :class:`PredictionLog`)."""
+        log = self.predlog
+        if log is None or "log" not in state:
             return
         records, raw = state["log"]
         model = state["model"]
         routed: Routed | None = state.get("routed")
-        variant = routed.variant if routed is not None else None
-        unit = routed.unit if routed is not None else None
-        inputs = self._log(model, request_id, records, raw, seconds * 1000, variant, unit)
-        self.recent.add(request_id, (model.name, model.version, variant, raw, len(records)))
-        self.drift.add(model, inputs, raw)
+        variant = unit = None
+        if routed is not None:
+            variant, unit = routed.variant, routed.unit
+        decoder = model.decoder
+        if decoder is None:
+            decoder = model.decoder = _decoder(model)
+        log.record(
+            request_id, model.name, model.version, records, raw, decoder, seconds * 1000,
+            variant, unit,
+        )  # fmt: skip
+        self.recent.add(request_id, model.name, model.version, variant, raw)
         if routed is not None and "shadow" in state:
             for name, shadow in routed.shadows:
                 task = asyncio.get_running_loop().create_task(
@@ -408,28 +419,6 @@ class PredictionService:
         routed: Routed = state["routed"]
         if self.predlog is not None and routed.variant is not None:
             self.predlog.count_event(routed.model.name, "request_error", 1, routed.variant)
-
-    def _log(
-        self,
-        model: ServedModel,
-        request_id: str,
-        records: list[dict[str, Any]],
-        raw: np.ndarray,
-        latency_ms: float,
-        variant: str | None,
-        unit: str | None,
-        *,
-        shadow: bool = False,
-    ) -> tuple[bytes, ...]:
-        """Queue the request in the prediction log; returns its rows as JSON."""
-        assert self.predlog is not None
-        if model.decoder is None:
-            model.decoder = _decoder(model)
-        return self.predlog.record(
-            request_id=request_id, model=model.name, version=model.version, records=records,
-            raw=raw, decode=model.decoder, latency_ms=latency_ms, variant=variant, unit=unit,
-            shadow=shadow,
-        )  # fmt: skip
 
     async def _shadow(
         self,
@@ -450,7 +439,12 @@ class PredictionService:
             shadow_logger.warning("shadow %s@%s failed: %s", model.name, model.version, exc)
             return
         elapsed = (time.perf_counter() - started) * 1000
-        self._log(model, request_id, records, raw, elapsed, variant, routed.unit, shadow=True)
+        if model.decoder is None:
+            model.decoder = _decoder(model)
+        self.predlog.record(
+            request_id, model.name, model.version, records, raw, model.decoder, elapsed,
+            variant, routed.unit, shadow=True,
+        )  # fmt: skip
         self.recent.add_shadow(request_id, (model.name, model.version, variant, raw, len(records)))
 
     @staticmethod
