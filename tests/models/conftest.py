@@ -24,7 +24,16 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "random_forest": {"n_estimators": 40},
     "lightgbm": {"n_estimators": 80},
     "xgboost": {"n_estimators": 80},
+    "mlp": {
+        "epochs": 20,
+        "hidden_units": 32,
+        "layers": 1,
+        "batch_size": 64,
+        "learning_rate": 0.003,
+    },
 }
+# What early stopping counts, by adapter: boosting rounds, or the mlp's epochs.
+ROUNDS_PARAM = {name: cls.rounds_param for name, cls in ADAPTERS.items()}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ SUBTYPES = ("binary", "multiclass", "regression")
 
 
 def test_builtin_names_in_catalog_order() -> None:
-    assert builtin_names() == ["lightgbm", "linear", "xgboost", "random_forest"]
+    assert builtin_names() == ["lightgbm", "linear", "xgboost", "random_forest", "mlp"]
 
 
 def test_unknown_model_suggests_the_closest_name() -> None:
@@ -30,7 +30,7 @@ def test_unknown_model_suggests_the_closest_name() -> None:
         get_adapter("lgbm")
     assert str(info.value) == (
         "models.candidates: unknown model 'lgbm' (known: lightgbm, linear, xgboost, "
-        "random_forest; did you mean 'lightgbm'?)"
+        "random_forest, mlp; did you mean 'lightgbm'?)"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from tests.models.conftest import ROUNDS_PARAM
 
 from forgeml.errors import ArtifactIntegrityError
 from forgeml.models import get_adapter, load_estimator
@@ -143,7 +144,8 @@ def test_early_stopping_sets_best_iteration(booster_name, splits, fit_model) -> 
     split = splits["binary"]
     X, y = split.X_train, split.y_train
     cut = int(0.75 * len(y))
-    params = {"n_estimators": 400, "learning_rate": 0.3}
+    rounds = ROUNDS_PARAM[booster_name]
+    params = {rounds: 400, "learning_rate": 0.3 if rounds == "n_estimators" else 0.01}
     stopped = fit_model(
         booster_name,
         split,
@@ -160,7 +162,7 @@ def test_early_stopping_sets_best_iteration(booster_name, splits, fit_model) -> 
         split,
         X=X[:cut],
         y=y[:cut],
-        params={**params, "n_estimators": stopped.best_iteration},
+        params={**params, rounds: stopped.best_iteration},
     )
     assert plain.best_iteration is None
     np.testing.assert_array_equal(stopped.predict(split.X_test), plain.predict(split.X_test))

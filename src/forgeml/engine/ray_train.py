@@ -19,20 +19,32 @@ already initialised is used as it is.
 :class:`~ray.train.xgboost.XGBoostTrainer`, which wraps each worker's ``xgboost.train`` in
 XGBoost's collective (Rabit) context, and returns XGBoost's JSON model.
 
+:func:`train_torch_distributed` runs a caller's PyTorch training loop on the workers of a
+Ray Train :class:`~ray.train.torch.TorchTrainer` (gloo process group, CPU): each worker
+gets its shard and a ``prepare_model`` that wraps the module in ``DistributedDataParallel``
+(``ray.train.torch.prepare_model``), which all-reduces the gradients of every step, so all
+workers end with the same weights. Every worker posts a digest of its weights (a mismatch
+is a :class:`TrainingError`) and rank 0 the weights themselves, as NumPy arrays.
+
 The engine knows nothing about forgeml's models: the caller passes the library's native
-parameters (objective, seed, ...) and gets the model text back. LightGBM's network
-settings (``machines``, ``local_listen_port``) are removed from the text, so the saved
-model names no host of the cluster it was trained on.
+parameters (objective, seed, ...) and gets the model text back, or passes the per-worker
+PyTorch training loop and gets the weights back. LightGBM's network settings
+(``machines``, ``local_listen_port``) are removed from the text, so the saved model names
+no host of the cluster it was trained on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,9 +52,14 @@ import numpy as np
 from forgeml._optional import require
 from forgeml.engine.base import cpu_count
 from forgeml.engine.ray_backend import RayExecutor
-from forgeml.errors import ConfigError, DataError, TrainingError
+from forgeml.errors import ConfigError, DataError, TrainingError, UsageError
 
-__all__ = ["train_lightgbm_distributed", "train_xgboost_distributed"]
+__all__ = [
+    "TorchWorker",
+    "train_lightgbm_distributed",
+    "train_torch_distributed",
+    "train_xgboost_distributed",
+]
 
 # Parameters the distributed setup owns; the caller may not set them.
 _NETWORK_PARAMS = frozenset(
@@ -65,16 +82,16 @@ def _train() -> Any:
 
 
 class _Mailbox:
-    """An actor holding the one value rank 0 posts (the model text)."""
+    """An actor holding what the workers post, by rank (rank 0: the model)."""
 
     def __init__(self) -> None:
-        self.value: str | None = None
+        self.values: dict[int, Any] = {}
 
-    def put(self, value: str) -> None:
-        self.value = value
+    def put(self, rank: int, value: Any) -> None:
+        self.values[rank] = value
 
-    def get(self) -> str | None:
-        return self.value
+    def get(self) -> dict[int, Any]:
+        return self.values
 
 
 def _shard(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -87,11 +104,10 @@ def _shard(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return rank, shard
 
 
-def _post(config: dict[str, Any], rank: int, text: str) -> None:
-    if rank == 0:  # every worker holds the same model
-        import ray
+def _post(config: dict[str, Any], rank: int, value: Any) -> None:
+    import ray
 
-        ray.get(config["mailbox"].put.remote(text))
+    ray.get(config["mailbox"].put.remote(rank, value))
 
 
 def _lightgbm_loop(config: dict[str, Any]) -> None:
@@ -111,7 +127,8 @@ def _lightgbm_loop(config: dict[str, Any]) -> None:
         shard["X"], label=shard["y"], weight=shard.get("w"), params={"verbosity": -1}
     )
     booster = lgb.train(params, data, num_boost_round=config["rounds"])
-    _post(config, rank, booster.model_to_string())
+    if rank == 0:  # every worker holds the same model
+        _post(config, rank, booster.model_to_string())
 
 
 def _xgboost_loop(config: dict[str, Any]) -> None:
@@ -125,7 +142,52 @@ def _xgboost_loop(config: dict[str, Any]) -> None:
         shard["X"], label=shard["y"], weight=shard.get("w"), nthread=config["threads"]
     )
     booster = xgb.train(params, data, num_boost_round=config["rounds"], verbose_eval=False)
-    _post(config, rank, bytes(booster.save_raw("json")).decode("utf-8"))
+    if rank == 0:  # every worker holds the same model
+        _post(config, rank, bytes(booster.save_raw("json")).decode("utf-8"))
+
+
+@dataclass(frozen=True)
+class TorchWorker:
+    """What a PyTorch training loop learns about the worker it runs on: its rank, the
+    number of workers, and ``prepare_model(module)``, which returns the module to train
+    through (wrapped in ``DistributedDataParallel`` when there are several workers)."""
+
+    rank: int
+    world_size: int
+    prepare_model: Callable[[Any], Any]
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of the arrays."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _torch_loop(config: dict[str, Any]) -> None:
+    """Runs on each Ray Train worker, in the gloo process group: the caller's loop on this
+    worker's shard; every rank posts the digest of its weights, rank 0 the weights too."""
+    import torch
+    from ray.train.torch import prepare_model
+
+    rank, shard = _shard(config)
+    torch.set_num_threads(config["threads"])
+    worker = TorchWorker(
+        rank=rank,
+        world_size=len(config["shards"]),
+        prepare_model=partial(prepare_model, move_to_device=False),
+    )
+    if config["integer_target"]:  # the shards carry labels as float64
+        shard["y"] = shard["y"].astype(np.int64)
+    arrays = config["loop"](shard, config["config"], worker)
+    if not isinstance(arrays, dict) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in arrays.items()
+    ):
+        raise TypeError(f"the training loop returned {type(arrays).__name__}, not name -> array")
+    _post(config, rank, (_digest(arrays), arrays if rank == 0 else None))
 
 
 def _reason(exc: BaseException) -> str:
@@ -139,13 +201,16 @@ def _reason(exc: BaseException) -> str:
     return f": {exc}"
 
 
-def _check(X: Any, y: Any, sample_weight: Any, workers: int, num_boost_round: int) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"engine.train_workers: expected an integer >= 1, got {workers!r}")
+def _check_rounds(num_boost_round: int) -> None:
     if isinstance(num_boost_round, bool) or not isinstance(num_boost_round, int):
         raise ConfigError(f"num_boost_round: expected an integer, got {num_boost_round!r}")
     if num_boost_round < 1:
         raise ConfigError(f"num_boost_round: expected an integer >= 1, got {num_boost_round}")
+
+
+def _check(X: Any, y: Any, sample_weight: Any, workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"engine.train_workers: expected an integer >= 1, got {workers!r}")
     if getattr(X, "ndim", None) != 2:
         raise DataError("distributed training: X must be a 2-d matrix")
     n_rows = int(X.shape[0])
@@ -188,7 +253,8 @@ def train_lightgbm_distributed(
     that cannot be reached, :class:`DataError` for inputs that do not fit together, and
     :class:`TrainingError` when training fails on a worker.
     """
-    _check(X, y, sample_weight, workers, num_boost_round)
+    _check_rounds(num_boost_round)
+    _check(X, y, sample_weight, workers)
     owned = sorted(_NETWORK_PARAMS & set(params))
     if owned:
         raise ConfigError(
@@ -197,7 +263,7 @@ def train_lightgbm_distributed(
     _train()
     from ray.train.lightgbm import LightGBMTrainer
 
-    text = _run(
+    posts = _run(
         LightGBMTrainer,
         _lightgbm_loop,
         "LightGBM",
@@ -208,7 +274,7 @@ def train_lightgbm_distributed(
         workers,
         threads_per_worker,
     )
-    return _HOST_LINES.sub("", text)
+    return _HOST_LINES.sub("", _model_text(posts, "LightGBM"))
 
 
 def train_xgboost_distributed(
@@ -230,13 +296,14 @@ def train_xgboost_distributed(
     worker's ``xgboost.train``. ``params`` are XGBoost's native parameters (``tree_method``
     ``hist`` by default) without ``nthread``; ``seed`` is XGBoost's ``seed``.
     """
-    _check(X, y, sample_weight, workers, num_boost_round)
+    _check_rounds(num_boost_round)
+    _check(X, y, sample_weight, workers)
     if "nthread" in params or "n_jobs" in params:
         raise ConfigError("distributed training sets nthread itself; remove it from the params")
     _train()
     from ray.train.xgboost import XGBoostTrainer
 
-    return _run(
+    posts = _run(
         XGBoostTrainer,
         _xgboost_loop,
         "XGBoost",
@@ -247,6 +314,86 @@ def train_xgboost_distributed(
         workers,
         threads_per_worker,
     )
+    return _model_text(posts, "XGBoost")
+
+
+def _model_text(posts: dict[int, Any], library: str) -> str:
+    text = posts.get(0)
+    if not isinstance(text, str):
+        raise TrainingError(f"distributed {library} training returned no model")
+    return text
+
+
+def train_torch_distributed(
+    X: Any,
+    y: Any,
+    loop: Callable[[dict[str, Any], Any, TorchWorker], dict[str, np.ndarray]],
+    config: dict[str, Any],
+    *,
+    sample_weight: Any = None,
+    workers: int,
+    seed: int,
+    threads_per_worker: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Run a PyTorch training loop data-parallel (DDP) on ``workers`` Ray Train workers
+    and return the weights it trained, as NumPy arrays by name.
+
+    ``loop(shard, config, worker)`` runs on every worker: ``shard`` holds its contiguous
+    rows ``X``, ``y`` (``int64`` when ``y`` has an integer dtype, else ``float64``) and
+    ``w`` (when there are ``sample_weight``), ``config`` is ``config`` with ``seed`` set,
+    and ``worker`` a :class:`TorchWorker`. The loop must train the module that
+    ``worker.prepare_model`` returns (so DDP all-reduces its gradients), take the same
+    number of steps on every worker, and return the weights; ``loop`` and ``config`` must
+    be picklable (a module-level function and plain data). Threads and Ray CPUs per
+    worker as in :func:`train_lightgbm_distributed`.
+
+    Raises :class:`ConfigError` for a bad worker count or a cluster that cannot be
+    reached, :class:`UsageError` for a ``loop`` or ``config`` of the wrong kind,
+    :class:`DataError` for inputs that do not fit together, and :class:`TrainingError`
+    when training fails on a worker or the workers end with different weights.
+    """
+    _check(X, y, sample_weight, workers)
+    if not callable(loop):
+        raise UsageError(f"distributed training: the training loop is not callable: {loop!r}")
+    if not isinstance(config, dict):
+        raise UsageError("distributed training: the loop's config must be a mapping")
+    labels = np.asarray(y)
+    _train()
+    require("torch", extra="torch", feature="distributed PyTorch training on Ray")
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    posts = _run(
+        partial(TorchTrainer, torch_config=TorchConfig(backend="gloo")),
+        _torch_loop,
+        "PyTorch",
+        X,
+        y,
+        sample_weight,
+        {
+            "loop": loop,
+            "config": {**config, "seed": seed},
+            "integer_target": labels.dtype.kind in "iub",
+        },
+        workers,
+        threads_per_worker,
+    )
+    return _agreed_weights(posts, workers)
+
+
+def _agreed_weights(posts: dict[int, Any], workers: int) -> dict[str, np.ndarray]:
+    """Rank 0's weights, once every worker posted the same digest."""
+    digests = {rank: post[0] for rank, post in posts.items()}
+    if sorted(digests) != list(range(workers)):
+        raise TrainingError(
+            f"distributed PyTorch training: only workers {sorted(digests)} of {workers} finished"
+        )
+    if len(set(digests.values())) != 1:
+        raise TrainingError(
+            "distributed PyTorch training: the workers ended with different weights "
+            "(the loop must train the module prepare_model returns)"
+        )
+    arrays: dict[str, np.ndarray] = posts[0][1]
+    return arrays
 
 
 def _run(
@@ -259,9 +406,9 @@ def _run(
     config: dict[str, Any],
     workers: int,
     threads_per_worker: int | None,
-) -> str:
+) -> dict[int, Any]:
     """Shard the rows into the object store, run ``loop`` on the Ray Train workers and
-    return the model text rank 0 posts."""
+    return what they post, by rank."""
     from ray.train import RunConfig, ScalingConfig, TrainingFailedError
 
     if threads_per_worker is None:
@@ -299,10 +446,8 @@ def _run(
                 trainer.fit()
         except TrainingFailedError as exc:
             raise TrainingError(f"distributed {library} training failed{_reason(exc)}") from exc
-        text = ray.get(mailbox.get.remote())
-        if not isinstance(text, str):
-            raise TrainingError(f"distributed {library} training returned no model")
-        return text
+        posts: dict[int, Any] = ray.get(mailbox.get.remote())
+        return posts
     finally:
         executor.close()
         shutil.rmtree(storage, ignore_errors=True)

@@ -257,6 +257,11 @@ class ModelAdapter(ABC):
     name: ClassVar[str]
     subtypes: ClassVar[frozenset[str]] = frozenset(SUBTYPES)
     supports_early_stopping: ClassVar[bool] = False
+    # The parameter early stopping shortens (rounds, epochs): the final refit sets it.
+    rounds_param: ClassVar[str] = "n_estimators"
+    # Whether ``auto`` (no ``models.candidates``) tries it; False for slow candidates that
+    # users list by name.
+    in_auto: ClassVar[bool] = True
     library: ClassVar[str]  # the module that must be importable
     extra: ClassVar[str]  # the forgeml extra that installs it
     estimator: ClassVar[type[FittedEstimator]]

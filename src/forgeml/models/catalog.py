@@ -1,13 +1,13 @@
 """The built-in candidates by name, and loading a saved estimator by its metadata.
 
 >>> builtin_names()
-['lightgbm', 'linear', 'xgboost', 'random_forest']
+['lightgbm', 'linear', 'xgboost', 'random_forest', 'mlp']
 >>> get_adapter("linear").name
 'linear'
 >>> get_adapter("lgbm")
 Traceback (most recent call last):
 ...
-forgeml.errors.ConfigError: models.candidates: unknown model 'lgbm' (known: lightgbm, linear, xgboost, random_forest; did you mean 'lightgbm'?)
+forgeml.errors.ConfigError: models.candidates: unknown model 'lgbm' (known: lightgbm, linear, xgboost, random_forest, mlp; did you mean 'lightgbm'?)
 """
 
 from __future__ import annotations
@@ -24,15 +24,26 @@ from forgeml.models.base import FittedEstimator, ModelAdapter
 from forgeml.models.forest import RandomForestAdapter
 from forgeml.models.lightgbm_model import LightGBMAdapter
 from forgeml.models.linear import LinearAdapter
+from forgeml.models.torch_mlp import TorchMLPAdapter
 from forgeml.models.xgboost_model import XGBoostAdapter
 
 __all__ = ["ADAPTERS", "available_names", "builtin_names", "get_adapter", "load_estimator"]
 
 # Catalog order is the order of the first, default-configuration trials of an ``auto``
 # search: the usually strongest candidate first, then the cheap baseline, so even a budget
-# of two trials compares a boosted model against a linear one.
+# of two trials compares a boosted model against a linear one. Candidates that are not
+# ``in_auto`` (the ``mlp``) come last and run only when listed by name.
 ADAPTERS: Mapping[str, type[ModelAdapter]] = MappingProxyType(
-    {cls.name: cls for cls in (LightGBMAdapter, LinearAdapter, XGBoostAdapter, RandomForestAdapter)}
+    {
+        cls.name: cls
+        for cls in (
+            LightGBMAdapter,
+            LinearAdapter,
+            XGBoostAdapter,
+            RandomForestAdapter,
+            TorchMLPAdapter,
+        )
+    }
 )
 
 
@@ -42,14 +53,19 @@ def builtin_names() -> list[str]:
 
 
 def available_names(subtype: str) -> list[str]:
-    """The candidates whose library is installed and that support ``subtype``.
+    """The candidates an ``auto`` search tries: installed, supporting ``subtype`` and
+    ``in_auto`` (the ``mlp`` runs only when listed by name).
 
-    >>> "linear" in available_names("regression")
-    True
+    >>> "linear" in available_names("regression"), "mlp" in available_names("regression")
+    (True, False)
     """
     if subtype not in SUBTYPES:
         raise UsageError(f"unknown task subtype '{subtype}' (known: {', '.join(SUBTYPES)})")
-    return [name for name, cls in ADAPTERS.items() if subtype in cls.subtypes and cls.available()]
+    return [
+        name
+        for name, cls in ADAPTERS.items()
+        if cls.in_auto and subtype in cls.subtypes and cls.available()
+    ]
 
 
 def get_adapter(name: str, *, field: str = "models.candidates") -> ModelAdapter:

@@ -383,13 +383,15 @@ def _refit(
     spec: Spec, result: Any, prepared: Any, members: list[tuple[int, float]]
 ) -> tuple[Any, float | None]:
     """The chosen configuration(s) trained on every training row, and the threshold;
-    LightGBM configurations data-parallel on Ray Train workers when the spec asks for it."""
+    LightGBM, XGBoost and mlp configurations data-parallel on Ray Train workers when the
+    spec asks for it (the mlp with PyTorch DDP)."""
     from functools import partial
 
     from forgeml.engine import cpu_count
     from forgeml.evaluation import best_threshold
     from forgeml.models import FittedEnsemble, balanced_weights, get_adapter
     from forgeml.models.lightgbm_model import LightGBMAdapter
+    from forgeml.models.torch_mlp import TorchMLPAdapter
     from forgeml.models.xgboost_model import XGBoostAdapter
     from forgeml.tuning import refit_params
 
@@ -399,15 +401,17 @@ def _refit(
     for number, _ in members:
         trial = result_trial(result, number)
         adapter = get_adapter(trial.model)
+        params = refit_params(trial)
         fit = adapter.fit
-        if workers and isinstance(adapter, LightGBMAdapter | XGBoostAdapter):
+        if workers and isinstance(adapter, LightGBMAdapter | XGBoostAdapter | TorchMLPAdapter):
             from forgeml.engine import ray_train
 
-            remote = (
-                ray_train.train_lightgbm_distributed
-                if isinstance(adapter, LightGBMAdapter)
-                else ray_train.train_xgboost_distributed
-            )
+            if isinstance(adapter, LightGBMAdapter):
+                remote: Any = ray_train.train_lightgbm_distributed
+            elif isinstance(adapter, XGBoostAdapter):
+                remote = ray_train.train_xgboost_distributed
+            else:
+                remote = ray_train.train_torch_distributed
             fit = partial(adapter.fit_distributed, train=partial(remote, workers=workers))
             distributed += 1
         fitted.append(
@@ -416,7 +420,7 @@ def _refit(
                 y,
                 subtype=task.subtype,
                 n_classes=task.n_classes,
-                params=refit_params(trial),
+                params=params,
                 seed=spec.seed,
                 threads=cpu_count(),
                 sample_weight=balanced_weights(y) if trial.class_weight == "balanced" else None,
@@ -439,7 +443,7 @@ def _refit(
 
 
 def _distributed_workers(spec: Spec, n_rows: int) -> int:
-    """Ray Train workers for the final LightGBM/XGBoost fit of ``n_rows`` rows (0: train
+    """Ray Train workers for the final LightGBM/XGBoost/mlp fit of ``n_rows`` rows (0: train
     locally)."""
     engine = spec.engine
     wanted = engine.distributed_training == "always" or (

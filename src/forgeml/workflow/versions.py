@@ -17,6 +17,7 @@ _PACKAGES = (
     "scikit-learn",
     "lightgbm",
     "xgboost",
+    "torch",
     "optuna",
     "skops",
     "sqlalchemy",
