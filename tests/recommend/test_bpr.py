@@ -51,7 +51,8 @@ def test_one_thread_is_reproducible():
 )
 def test_bad_parameters_are_refused(kwargs):
     log = Interactions.from_frame(pl.DataFrame({"user_id": [0], "item_id": [0]}))
-    with pytest.raises(UsageError, match="BPR: factors"):
+    (name,) = kwargs
+    with pytest.raises(UsageError, match=f"BPR: {name} must be "):
         BPR(**kwargs).fit(log)
 
 

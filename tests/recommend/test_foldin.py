@@ -62,17 +62,21 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @needs_implicit
-def test_als_fold_in_solves_nearly_the_fitted_user_factors(train):
-    model = ALS(factors=32).fit(train)
+@pytest.mark.parametrize("weighting", ["none", "bm25", "tfidf"])
+def test_als_fold_in_solves_nearly_the_fitted_user_factors(train, weighting):
+    # A folded-in history is weighed as the same user was in training: same factors.
+    model = ALS(factors=32, weighting=weighting).fit(train)
     users = np.arange(train.n_users)
     fitted, _ = model.recommend(users, 10)
     folded, _ = model.recommend_history(_histories(model, users), 10)
-    assert _overlap(fitted, folded) > 0.9  # measured 0.98
+    # Measured 0.98-0.99 for each weighting; a fold-in that left the weights out
+    # measured 0.68 (bm25) and 0.88 (tfidf).
+    assert _overlap(fitted, folded) > 0.93
     vectors = model.fold_in(_histories(model, users[:50]))
     cosine = np.sum(vectors * model.user_factors_[:50], axis=1) / (
         np.linalg.norm(vectors, axis=1) * np.linalg.norm(model.user_factors_[:50], axis=1)
     )
-    assert np.median(cosine) > 0.95
+    assert np.median(cosine) > 0.995  # measured > 0.999 (without the weights: 0.97 bm25)
 
 
 @needs_implicit

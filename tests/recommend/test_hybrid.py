@@ -162,7 +162,7 @@ def test_feature_kinds_and_missing_rows():
             pl.DataFrame({"item_id": ["a"], "g": ["x"]}),
             {"alpha": 2.0, "categorical": ["g"]},
             UsageError,
-            "alpha must be in",
+            "Hybrid: alpha must be a number >= 0 and <= 1",
         ),
         (
             pl.DataFrame({"item_id": ["a"], "g": ["x"]}),

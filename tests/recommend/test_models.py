@@ -79,8 +79,10 @@ def test_contract_errors_are_clear():
         model.recommend([0], k=0)
     with pytest.raises(UsageError, match="above max_items=1"):
         EASE(max_items=1).fit(log)
-    with pytest.raises(UsageError, match="lam must be > 0"):
+    with pytest.raises(UsageError, match="EASE: lam must be a number > 0, got 0"):
         EASE(lam=0).fit(log)
+    with pytest.raises(UsageError, match="EASE: min_item_users must be an integer >= 1"):
+        EASE(min_item_users=0).fit(log)
     with pytest.raises(UsageError, match="neighbours"):
         ItemKNN(neighbours=0).fit(log)
     assert Popularity().fit(log) is not None and model.fit(log) is model  # fit returns self
@@ -140,6 +142,62 @@ def test_ease_equals_the_closed_form(seed):
     np.fill_diagonal(b, 0.0)
     model = EASE(lam=10.0).fit(log)
     np.testing.assert_allclose(model.similarity_, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("min_item_users", [3, 6])
+def test_ease_with_min_item_users_solves_the_kept_items_and_ranks_the_rest_last(min_item_users):
+    rng = np.random.default_rng(min_item_users)
+    weights = 1.0 / np.arange(1, 41) ** 1.2  # a long tail of rarely seen items
+    frame = pl.DataFrame(
+        {
+            "user_id": rng.integers(0, 40, 300),
+            "item_id": rng.choice(40, 300, p=weights / weights.sum()),
+        }
+    )
+    log = Interactions.from_frame(frame)
+    x = log.matrix(binary=True).toarray().astype(np.float64)
+    kept = np.flatnonzero(x.sum(axis=0) >= min_item_users)
+    assert 0 < len(kept) < log.n_items  # some items are left out
+    sub = x[:, kept]
+    p = np.linalg.inv(sub.T @ sub + 10.0 * np.eye(len(kept)))
+    b = np.eye(len(kept)) - p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    model = EASE(lam=10.0, min_item_users=min_item_users).fit(log)
+    np.testing.assert_array_equal(model.items_, kept)
+    np.testing.assert_allclose(model.similarity_, b, rtol=1e-4, atol=1e-6)
+    # Every item is ranked: the kept ones by their EASE scores, then the others by
+    # popularity.
+    users = np.arange(log.n_users)
+    items, scores = model.recommend(users, log.n_items, exclude_seen=False)
+    assert np.all(items >= 0) and np.all(np.isfinite(scores))
+    n_kept = len(kept)
+    assert np.isin(items[:, :n_kept], kept).all()
+    position = np.full(log.n_items, -1)
+    position[kept] = np.arange(n_kept)
+    expected = np.take_along_axis(sub @ b, position[items[:, :n_kept]], axis=1)
+    np.testing.assert_allclose(scores[:, :n_kept], expected, rtol=1e-4, atol=1e-5)
+    tail = x.sum(axis=0)[items[:, n_kept:]]
+    assert np.all(np.diff(tail, axis=1) <= 0)
+    # A left-out item has no EASE similarity (no link was learned).
+    dropped = np.setdiff1d(np.arange(log.n_items), kept)
+    assert not model._similarity_rows(dropped).any()
+    assert not model._similarity_rows(kept)[:, dropped].any()
+
+
+def test_ease_leaves_out_items_nobody_interacted_with_without_changing_scores():
+    frame = pl.DataFrame(
+        {"user_id": [0, 0, 1, 1, 2, 2, 3], "item_id": [0, 1, 0, 1, 1, 2, 3], "r": [5] * 6 + [1]}
+    )
+    log = Interactions.from_frame(frame, weight="r", positive_threshold=4)
+    assert log.n_items == 4  # item 3 is only in a rating below the threshold
+    model = EASE(lam=1.0).fit(log)
+    assert model.items_.tolist() == [0, 1, 2]
+    x = log.matrix(binary=True).toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + np.eye(4))  # the solve with item 3's empty column
+    b = np.eye(4) - p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    np.testing.assert_allclose(b[3], 0.0, atol=1e-12)
+    np.testing.assert_allclose(model.similarity_, b[:3, :3], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -33,7 +33,10 @@ def _models() -> dict[str, Recommender]:
         "popularity": Popularity(),
         "itemknn": ItemKNN(neighbours=5),
         "ease": EASE(lam=2.0),
+        "ease_pruned": EASE(lam=2.0, min_item_users=2),
         "als": ALS(factors=4, iterations=3),
+        "als_bm25": ALS(factors=4, iterations=3, weighting="bm25", bm25_k1=1.2, bm25_b=0.75),
+        "als_tfidf": ALS(factors=4, iterations=3, weighting="tfidf"),
         "bpr": BPR(factors=4, iterations=5, threads=1),
         "hybrid": Hybrid(ALS(factors=3, iterations=2), alpha=0.6, multi_label=["tags"]),
     }
@@ -114,19 +117,64 @@ def test_round_trip_on_movielens(movielens, tmp_path, which):
         )
         model.fit(movielens, titles)
     else:
-        model = {"als": ALS(factors=16, iterations=3), "bpr": BPR(factors=16, iterations=10)}.get(
-            which, _models()[which]
-        )
+        model = {
+            "als": ALS(factors=16, iterations=3),
+            "als_bm25": ALS(factors=16, iterations=3, weighting="bm25"),
+            "als_tfidf": ALS(factors=16, iterations=3, weighting="tfidf"),
+            "bpr": BPR(factors=16, iterations=10),
+            "ease_pruned": EASE(min_item_users=30),
+        }.get(which, _models()[which])
         model.fit(movielens)
     persist.save(tmp_path / "m", model, user_ids=movielens.user_ids, item_ids=movielens.item_ids)
     loaded = persist.load(tmp_path / "m").model
     users = np.arange(movielens.n_users)
     for x, y in zip(model.recommend(users, 10), loaded.recommend(users, 10), strict=True):
         np.testing.assert_array_equal(x, y)
+    # Fold-in (what the server does with new interactions) is the same after loading:
+    # e.g. ALS weighs a history with the saved weighting and the saved items' statistics.
+    histories = [model.seen_[u].indices[:-1] for u in users[:100]]
+    for x, y in zip(
+        model.recommend_history(histories, 10), loaded.recommend_history(histories, 10), strict=True
+    ):
+        np.testing.assert_array_equal(x, y)
     if hasattr(model, "similar_items"):
         some = np.arange(0, movielens.n_items, 7)
         for x, y in zip(model.similar_items(some, 10), loaded.similar_items(some, 10), strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+def test_an_ease_folder_saved_before_min_item_users_still_loads(movielens, tmp_path):
+    # Earlier forgeml saved EASE's n_items x n_items similarity_ and no items_.
+    model = EASE(lam=100.0).fit(movielens)
+    assert len(model.items_) == movielens.n_items  # every item has a user here
+    folder = tmp_path / "old"
+    persist.save(folder, model, user_ids=movielens.user_ids, item_ids=movielens.item_ids)
+    manifest = json.loads((folder / "recommender.json").read_text())
+    del manifest["model"]["params"]["min_item_users"]
+    del manifest["model"]["state"]["items_"]
+    del manifest["files"]["items_.npy"]
+    (folder / "items_.npy").unlink()
+    (folder / "recommender.json").write_text(json.dumps(manifest))
+    loaded = persist.load(folder).model
+    np.testing.assert_array_equal(loaded.items_, np.arange(movielens.n_items))
+    _assert_same_behaviour(model, loaded, k=10)
+
+
+def test_ease_items_are_checked_on_load(tmp_path):
+    log = Interactions.from_frame(
+        pl.DataFrame({"user_id": [0, 0, 1, 1, 2], "item_id": [0, 1, 0, 1, 2]})
+    )
+    folder = tmp_path / "ease"
+    persist.save(
+        folder, EASE(min_item_users=2).fit(log), user_ids=log.user_ids, item_ids=log.item_ids
+    )
+    for bad in (np.array([1, 0]), np.array([0, 7]), np.array([0.0, 1.0])):
+        _rewrite(folder, "items_.npy", lambda path, bad=bad: np.save(path, bad))
+        with pytest.raises(DataError, match="items_ must be increasing item codes"):
+            persist.load(folder)
+    _rewrite(folder, "items_.npy", lambda path: np.save(path, np.array([0, 1, 2])))
+    with pytest.raises(DataError, match=r"similarity_ has shape \(2, 2\), expected \(3, 3\)"):
+        persist.load(folder)
 
 
 def test_hybrid_shares_its_interaction_matrix_with_its_cf_model(tmp_path):

@@ -41,20 +41,38 @@ def test_equal_times_keep_row_order():
 @given(
     st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8), st.integers(0, 20)), min_size=1),
     st.integers(1, 3),
+    st.one_of(st.none(), st.integers(1, 3)),
 )
-def test_leave_last_n_out_partitions_events_and_tests_only_the_latest(events, n):
+def test_leave_last_n_out_partitions_events_and_tests_only_the_latest(events, n, min_train):
     users, items, times = (list(column) for column in zip(*events, strict=True))
     log = _log(users, items, times)
-    split = leave_last_n_out(log, n=n)
+    split = leave_last_n_out(log, n=n, min_train=min_train)
     assert split.train.n_events + split.test.n_events == log.n_events
     assert split.train.times is not None and split.test.times is not None
     for user in range(log.n_users):
         in_test = split.test.user_codes == user
         in_train = split.train.user_codes == user
         total = int(in_test.sum() + in_train.sum())
-        assert in_test.sum() == (n if total > n else 0)
+        if min_train is None:
+            assert in_test.sum() == (n if total > n else 0)
+        else:
+            assert in_test.sum() == min(n, max(total - min_train, 0))
         if in_test.any() and in_train.any():
             assert split.test.times[in_test].min() >= split.train.times[in_train].max()
+
+
+def test_min_train_lets_short_users_hold_out_fewer_events():
+    log = _log([1, 1, 1, 1, 2, 2, 3], [10, 11, 12, 13, 10, 11, 12], [4, 1, 3, 2, 1, 2, 9])
+    split = leave_last_n_out(log, n=3, min_train=1)
+    test_pairs = {
+        (log.user_ids[u], log.item_ids[i])
+        for u, i in zip(split.test.user_codes, split.test.item_codes, strict=True)
+    }
+    # User 1: its three latest (one left to train on); user 2: all but its first; user 3:
+    # a single event, nothing to hold out.
+    assert test_pairs == {(1, 10), (1, 12), (1, 13), (2, 11)}
+    with pytest.raises(UsageError, match="min_train must be >= 1"):
+        leave_last_n_out(log, n=1, min_train=0)
 
 
 def test_time_split_cuts_at_a_datetime_and_counts_cold_users():

@@ -224,6 +224,41 @@ def test_an_als_folder_with_its_ann_index_is_served_through_the_index(
     assert _items(answer.json()) == [str(i) for i in log.item_ids[codes[0]]]
 
 
+def test_a_bm25_weighted_als_folds_new_interactions_in_as_trained(
+    tmp_path: Path, ratings: pl.DataFrame
+) -> None:
+    """The served model weighs a user's history plus new items exactly as the model in
+    memory did (the weighting and its item statistics travel with the saved folder)."""
+    log = Interactions.from_frame(
+        ratings.filter(pl.col("rating") >= 4), user="userId", item="movieId", time="timestamp"
+    )
+    model = ALS(factors=16, iterations=5, weighting="bm25", bm25_k1=1.2, bm25_b=0.75).fit(log)
+    folder = tmp_path / "als-bm25"
+    save(folder, model, user_ids=log.user_ids, item_ids=log.item_ids)
+    user = 5
+    new = np.setdiff1d(np.arange(40), model.seen_[user].indices)[:3]
+    with make_client(tmp_path, [str(folder)]) as client:
+        added = client.post(
+            "/v1/interactions",
+            json={
+                "interactions": [
+                    {"user": str(log.user_ids[user]), "item": str(log.item_ids[i])} for i in new
+                ]
+            },
+        )
+        assert added.status_code == 200, added.text
+        answer = client.post("/v1/recommend", json={"user": str(log.user_ids[user]), "k": 10})
+    assert answer.status_code == 200, answer.text
+    history = np.union1d(model.seen_[user].indices, new)
+    expected, _ = model.recommend_history([history], k=10)
+    assert _items(answer.json()) == [str(i) for i in log.item_ids[expected[0]]]
+    unweighted = ALS(factors=16, iterations=5)  # same factors, weights left out
+    unweighted.seen_, unweighted.item_factors_ = model.seen_, model.item_factors_
+    unweighted.user_factors_ = model.user_factors_
+    other, _ = unweighted.recommend_history([history], k=10)
+    assert other[0].tolist() != expected[0].tolist()  # the weighting does matter here
+
+
 def test_curl_d_works_as_the_docs_show(client, saved) -> None:
     """``curl -d '{...}'`` sends its default form content type: the recommendation routes
     read the body as JSON anyway; anything but JSON is still a 4xx."""

@@ -8,7 +8,8 @@
   last two need the ``rec`` extra: ``implicit``) and the content + CF :class:`Hybrid`
   (cold items) share one contract (``fit``, ``recommend`` with business filters,
   ``recommend_history`` for fold-in, ``similar_items``); :func:`evaluate` scores them over
-  the whole catalogue.
+  the whole catalogue. ALS can weigh events by BM25 or TF-IDF
+  (:mod:`forgeml.recommend.weighting`).
 * :mod:`forgeml.recommend.persist` saves and loads fitted models without pickle;
   :mod:`forgeml.recommend.ann` builds an hnswlib index for ALS/BPR (``rec`` extra).
 

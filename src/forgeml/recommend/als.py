@@ -8,22 +8,35 @@ learned from the binary user x item matrix (confidence ``alpha`` on positives, a
 CPU with BLAS held to one thread (``implicit`` parallelises itself; a threaded BLAS inside
 it is much slower and warns).
 
+``weighting`` (``none``, ``bm25`` with ``bm25_k1``/``bm25_b``, or ``tfidf``) weighs each
+event's confidence as ``implicit``'s own examples do (:mod:`forgeml.recommend.weighting`):
+the confidence of an event is ``alpha x weight``.
+
 Fold-in (:meth:`~forgeml.recommend.models.Recommender.recommend_history`) solves a user's
 factors from their history with the item factors held fixed — the exact least-squares step
-ALS itself takes for a user: ``x = (YᵀY + λI + (α - 1) Y_hᵀ Y_h)⁻¹ α Y_hᵀ 1`` where ``Y_h``
-are the history's item factors. Fitting does not need ``implicit`` at inference time.
+ALS itself takes for a user: ``x = (YᵀY + λI + Y_hᵀ (C_h - I) Y_h)⁻¹ Y_hᵀ C_h 1`` where
+``Y_h`` are the history's item factors and ``C_h`` their confidences (``alpha`` times the
+weights, computed for the history exactly as for a training row). Inference does not need
+``implicit``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from forgeml._optional import require
-from forgeml.errors import DataError, UsageError
+from forgeml.errors import DataError
+from forgeml.recommend import weighting as weights
 from forgeml.recommend.interactions import Interactions
-from forgeml.recommend.models import Recommender, _check_array, _codes, _similar_from_rows
+from forgeml.recommend.models import (
+    Recommender,
+    Rule,
+    _check_array,
+    _codes,
+    _similar_from_rows,
+)
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -101,7 +114,20 @@ class _FactorModel(Recommender):
 
 class ALS(_FactorModel):
     """Alternating least squares with ``factors`` dimensions, L2 ``regularization``,
-    confidence scale ``alpha``, ``iterations`` sweeps, and ``seed`` for the initial factors."""
+    confidence scale ``alpha``, ``iterations`` sweeps, ``seed`` for the initial factors,
+    and the events' confidence ``weighting`` (``none``, ``bm25`` with ``bm25_k1`` and
+    ``bm25_b``, or ``tfidf``; see :mod:`forgeml.recommend.weighting`).
+    """
+
+    _rules: ClassVar[dict[str, Rule]] = {
+        "factors": Rule.integer(1),
+        "regularization": Rule.number(0.0),
+        "alpha": Rule.number(0.0, above=True),
+        "iterations": Rule.integer(1),
+        "weighting": Rule.one_of(*weights.WEIGHTINGS),
+        "bm25_k1": Rule.number(0.0),
+        "bm25_b": Rule.number(0.0, 1.0),
+    }
 
     def __init__(
         self,
@@ -110,22 +136,25 @@ class ALS(_FactorModel):
         alpha: float = 2.0,
         iterations: int = 15,
         seed: int = 0,
+        weighting: str = "none",
+        bm25_k1: float = 100.0,
+        bm25_b: float = 0.8,
     ) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
         self.iterations = iterations
         self.seed = seed
+        self.weighting = weighting
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
 
     def fit(self, interactions: Interactions) -> ALS:
         """Learn ``user_factors_`` ``[n_users, factors]`` and ``item_factors_``."""
         als = require("implicit.cpu.als", extra="rec", feature="the ALS recommender")
         from threadpoolctl import threadpool_limits
 
-        if self.factors < 1 or self.iterations < 1 or self.regularization < 0 or self.alpha <= 0:
-            raise UsageError(
-                "ALS: factors and iterations must be >= 1, regularization >= 0, alpha > 0"
-            )
+        self._check_params()
         seen = self._remember(interactions)
         with threadpool_limits(1, "blas"):
             model = als.AlternatingLeastSquares(
@@ -135,21 +164,41 @@ class ALS(_FactorModel):
                 iterations=self.iterations,
                 random_state=self.seed,
             )
-            model.fit(seen, show_progress=False)
+            model.fit(self.weighted(seen), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         return self
 
+    def weighted(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """``history`` rows (binary, over the catalogue) with each event's weight as its
+        value — what training weighs a user with that history by (the confidence is
+        ``alpha`` times it)."""
+        return weights.weigh(history, self._item_factors(), self.weighting)
+
+    def _item_factors(self) -> np.ndarray:
+        """Per-item weight factors from the training matrix, once per ``seen_``."""
+        params = (self.weighting, self.bm25_k1, self.bm25_b)
+        cached = getattr(self, "_weights_cache", None)
+        if cached is None or cached[0] is not self.seen_ or cached[1] != params:
+            factors = weights.item_factors(
+                self.seen_, self.weighting, k1=self.bm25_k1, b=self.bm25_b
+            )
+            cached = (self.seen_, params, factors)
+            self._weights_cache = cached
+        return cached[2]
+
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        """One ALS half-step per user: ``(YᵀY + λI + (α - 1) Y_hᵀY_h)⁻¹ α Y_hᵀ1``."""
+        """One ALS half-step per user: ``(YᵀY + λI + Y_hᵀ(C_h - I)Y_h)⁻¹ Y_hᵀC_h1``."""
         dim = self.item_factors_.shape[1]
         base = self._gram() + self.regularization * np.eye(dim)
+        confidence = self.weighted(history)
         solved = np.zeros((history.shape[0], dim), dtype=np.float64)
         for row in range(history.shape[0]):
-            items = history.indices[history.indptr[row] : history.indptr[row + 1]]
-            if len(items) == 0:
+            lo, hi = confidence.indptr[row], confidence.indptr[row + 1]
+            if lo == hi:
                 continue
-            chosen = self.item_factors_[items].astype(np.float64)
-            lhs = base + (self.alpha - 1.0) * (chosen.T @ chosen)
-            solved[row] = np.linalg.solve(lhs, self.alpha * chosen.sum(axis=0))
+            chosen = self.item_factors_[confidence.indices[lo:hi]].astype(np.float64)
+            c = self.alpha * confidence.data[lo:hi].astype(np.float64)
+            lhs = base + (chosen.T * (c - 1.0)) @ chosen
+            solved[row] = np.linalg.solve(lhs, chosen.T @ c)
         return solved.astype(np.float32)

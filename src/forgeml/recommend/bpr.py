@@ -18,14 +18,14 @@ factors are not fitted to reconstruct the matrix.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from forgeml._optional import require
-from forgeml.errors import UsageError
 from forgeml.recommend.als import _FactorModel
 from forgeml.recommend.interactions import Interactions
+from forgeml.recommend.models import Rule
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -38,6 +38,14 @@ class BPR(_FactorModel):
     ``regularization``, ``iterations`` epochs and ``seed``. ``threads`` is the number of
     SGD threads (0: all cores; parallel updates make a fit vary slightly between runs,
     ``threads=1`` makes it reproducible)."""
+
+    _rules: ClassVar[dict[str, Rule]] = {
+        "factors": Rule.integer(1),
+        "learning_rate": Rule.number(0.0, above=True),
+        "regularization": Rule.number(0.0),
+        "iterations": Rule.integer(1),
+        "threads": Rule.integer(0),
+    }
 
     def __init__(
         self,
@@ -59,17 +67,7 @@ class BPR(_FactorModel):
         """Learn ``user_factors_`` ``[n_users, factors + 1]`` and ``item_factors_``
         ``[n_items, factors + 1]`` (last columns: 1 and the item bias)."""
         bpr = require("implicit.cpu.bpr", extra="rec", feature="the BPR recommender")
-        if (
-            self.factors < 1
-            or self.iterations < 1
-            or self.learning_rate <= 0
-            or self.regularization < 0
-            or self.threads < 0
-        ):
-            raise UsageError(
-                "BPR: factors and iterations must be >= 1, learning_rate > 0, "
-                "regularization >= 0 and threads >= 0"
-            )
+        self._check_params()
         seen = self._remember(interactions)
         model = bpr.BayesianPersonalizedRanking(
             factors=self.factors,

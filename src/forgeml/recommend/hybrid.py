@@ -36,7 +36,7 @@ item, content alone), so it works for cold items too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from forgeml.recommend.interactions import Interactions
 from forgeml.recommend.models import (
     ItemKNN,
     Recommender,
+    Rule,
     _check_array,
     _codes,
     _similar_from_rows,
@@ -65,6 +66,10 @@ class Hybrid(Recommender):
     features_: sp.csr_matrix
     cold_links_: sp.csr_matrix
     _state_attrs = ("seen_", "features_", "cold_links_")
+    _rules: ClassVar[dict[str, Rule]] = {
+        "alpha": Rule.number(0.0, 1.0),
+        "neighbours": Rule.integer(1),
+    }
 
     def __init__(
         self,
@@ -94,8 +99,7 @@ class Hybrid(Recommender):
         the catalogue are ignored)."""
         if item_features is None:
             raise UsageError("Hybrid.fit needs item_features (a frame with one row per item)")
-        if not 0.0 <= self.alpha <= 1.0 or self.neighbours < 1:
-            raise UsageError("Hybrid: alpha must be in [0, 1] and neighbours >= 1")
+        self._check_params()
         if not isinstance(self.cf, Recommender) or isinstance(self.cf, Hybrid):
             raise UsageError("Hybrid: cf must be a (non-hybrid) forgeml recommender")
         if not (self.categorical or self.multi_label or self.text or self.numeric):

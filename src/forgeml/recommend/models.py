@@ -7,7 +7,8 @@
   ``neighbours`` most similar items kept; a user's score for an item sums the similarities
   to the items they interacted with.
 * :class:`EASE`: Steck's closed-form linear item-item model (2019) with L2 penalty ``lam``;
-  a dense ``n_items x n_items`` inverse, so it refuses catalogues above ``max_items``.
+  a dense inverse over the items with at least ``min_item_users`` users, so it refuses
+  more than ``max_items`` of them.
 
 All of them learn from the binary user x item matrix (any event counts once), so a
 5-star rating and a view weigh the same; filter explicit ratings first with
@@ -25,9 +26,10 @@ of users so memory stays ``block x n_items``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -37,10 +39,55 @@ from forgeml.recommend.interactions import Interactions
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-__all__ = ["EASE", "ItemKNN", "Popularity", "Recommender"]
+__all__ = ["EASE", "ItemKNN", "Popularity", "Recommender", "Rule"]
 
 _BLOCK = 1024
 _PAIR_BUDGET = 2**25  # ItemKNN.fit: co-occurrence pair updates per block of item rows
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a constructor parameter accepts: ``text`` says which (``"an integer
+    >= 1"``), ``ok`` checks one value.
+
+    >>> Rule.integer(1).ok(0), Rule.number(0, 1).ok(0.5), Rule.one_of("a", "b").text
+    (False, True, "one of 'a', 'b'")
+    """
+
+    text: str
+    ok: Callable[[Any], bool]
+
+    @staticmethod
+    def integer(low: int) -> Rule:
+        return Rule(
+            f"an integer >= {low}",
+            lambda v: (
+                isinstance(v, int | np.integer) and not isinstance(v, bool) and bool(v >= low)
+            ),
+        )
+
+    @staticmethod
+    def number(low: float, high: float | None = None, *, above: bool = False) -> Rule:
+        """A finite number ``>= low`` (``> low`` with ``above``), ``<= high`` if given."""
+        text = f"a number {'>' if above else '>='} {low:g}" + (
+            "" if high is None else f" and <= {high:g}"
+        )
+
+        def ok(v: Any) -> bool:
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+                return False
+            return bool(
+                np.isfinite(v) and (v > low if above else v >= low) and (high is None or v <= high)
+            )
+
+        return Rule(text, ok)
+
+    @staticmethod
+    def one_of(*values: str) -> Rule:
+        return Rule(
+            "one of " + ", ".join(repr(v) for v in values),
+            lambda v: isinstance(v, str) and v in values,
+        )
 
 
 class Recommender:
@@ -54,10 +101,37 @@ class Recommender:
 
     seen_: sp.csr_matrix
     _state_attrs: tuple[str, ...] = ("seen_",)
+    # State a folder saved by an older forgeml may lack; the loader asks _default_state.
+    _optional_state: tuple[str, ...] = ()
+    # What each checked constructor parameter accepts (checked in fit, and by tuning
+    # before any data is read).
+    _rules: ClassVar[dict[str, Rule]] = {}
 
     def fit(self, interactions: Interactions) -> Recommender:
         """Learn from ``interactions``; returns ``self``."""
         raise NotImplementedError
+
+    @classmethod
+    def param_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``(name, problem)`` for each value in ``params`` its rule refuses, e.g.
+        ``("lam", "must be a number > 0, got -1")``; names without a rule are not checked.
+        """
+        return [
+            (name, f"must be {cls._rules[name].text}, got {value!r}")
+            for name, value in params.items()
+            if name in cls._rules and not cls._rules[name].ok(value)
+        ]
+
+    def _check_params(self) -> None:
+        """Raise :class:`UsageError` naming the first constructor argument out of range."""
+        problems = self.param_problems(self.get_params())
+        if problems:
+            name, problem = problems[0]
+            raise UsageError(f"{type(self).__name__}: {name} {problem}")
+
+    def _default_state(self, attr: str) -> Any:
+        """The value of optional state ``attr`` for a folder saved without it."""
+        raise DataError(f"saved model: {type(self).__name__} has no default for {attr}")
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (scikit-learn style), e.g. for tuning or saving."""
@@ -273,7 +347,7 @@ class _ItemItem(Recommender):
     """Models whose scores are ``history @ similarity`` for an item-item matrix."""
 
     similarity_: Any
-    _state_attrs = ("seen_", "similarity_")
+    _state_attrs: tuple[str, ...] = ("seen_", "similarity_")
 
     def _scores_history(self, history: sp.csr_matrix) -> np.ndarray:
         product = history @ self.similarity_
@@ -301,14 +375,18 @@ class ItemKNN(_ItemItem):
     similarities supported by few co-occurrences (added to the cosine denominator).
     """
 
+    _rules: ClassVar[dict[str, Rule]] = {
+        "neighbours": Rule.integer(1),
+        "shrink": Rule.number(0.0),
+    }
+
     def __init__(self, neighbours: int = 100, shrink: float = 0.0) -> None:
         self.neighbours = neighbours
         self.shrink = shrink
 
     def fit(self, interactions: Interactions) -> ItemKNN:
         """Build the sparse item-item cosine matrix, top ``neighbours`` per item."""
-        if self.neighbours < 1 or self.shrink < 0:
-            raise UsageError("ItemKNN: neighbours must be >= 1 and shrink >= 0")
+        self._check_params()
         import scipy.sparse as sp
 
         seen = self._remember(interactions)
@@ -345,37 +423,138 @@ class ItemKNN(_ItemItem):
 
 class EASE(_ItemItem):
     """Embarrassingly Shallow Autoencoder: ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``,
-    with a zero diagonal. Needs about ``n_items² x 12`` bytes; above ``max_items``
-    items it refuses (restrict the catalogue first, e.g. to items with enough events).
+    with a zero diagonal, solved over the items with at least ``min_item_users`` users in
+    training (``items_``; ``similarity_`` is ``B`` over them).
+
+    Items below that support are not in the solve: they score below every kept item
+    (ordered among themselves by popularity) and have no EASE similarity. Items nobody
+    interacted with are always left out — their row and column of ``B`` are zero, so the
+    result is the same — and ``min_item_users`` above 1 also drops the long tail, whose
+    few co-occurrences the penalty ``lam`` mostly cancels anyway. The solve is a float32
+    Cholesky inverse, about ``m³/3`` flops and ``m² x 4`` bytes (twice at the peak) for
+    ``m`` kept items; above ``max_items`` kept items it refuses.
     """
 
-    def __init__(self, lam: float = 500.0, max_items: int = 20_000) -> None:
+    items_: np.ndarray
+    _state_attrs = ("seen_", "similarity_", "items_")
+    _optional_state = ("items_",)  # saved before min_item_users: every item was solved
+    _rules: ClassVar[dict[str, Rule]] = {
+        "lam": Rule.number(0.0, above=True),
+        "max_items": Rule.integer(1),
+        "min_item_users": Rule.integer(1),
+    }
+
+    def __init__(
+        self, lam: float = 500.0, max_items: int = 20_000, min_item_users: int = 1
+    ) -> None:
         self.lam = lam
         self.max_items = max_items
+        self.min_item_users = min_item_users
 
     def fit(self, interactions: Interactions) -> EASE:
-        """Solve the closed form on the binary matrix."""
-        import scipy.linalg
-
-        if self.lam <= 0:
-            raise UsageError(f"EASE: lam must be > 0, got {self.lam}")
-        if interactions.n_items > self.max_items:
-            raise UsageError(
-                f"EASE: {interactions.n_items} items is above max_items={self.max_items}; "
-                "its dense item-item matrix would need "
-                f"about {interactions.n_items**2 * 12 / 2**30:.1f} GiB",
-                hint="keep only items with enough interactions, or use ItemKNN",
-            )
+        """Solve the closed form on the binary matrix of the kept items."""
+        self._check_params()
         seen = self._remember(interactions)
-        gram = (seen.T @ seen).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += self.lam
-        # In place where possible: the peak is the float64 matrix plus the float32 result.
-        weights = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        del gram
+        users_per_item = np.diff(seen.tocsc().indptr)
+        items = np.flatnonzero(users_per_item >= self.min_item_users)
+        if len(items) > self.max_items:
+            raise UsageError(
+                f"EASE: {len(items)} items with >= {self.min_item_users} users is above "
+                f"max_items={self.max_items}; its dense item-item matrix would need about "
+                f"{len(items) ** 2 * 8 / 2**30:.1f} GiB",
+                hint="raise min_item_users, or use ItemKNN",
+            )
+        kept = seen[:, items]
+        weights = _spd_inverse(self._gram(kept, np.float32))
+        if weights is None:  # float32 Cholesky failed (a penalty tiny next to the counts)
+            import scipy.linalg
+
+            weights = scipy.linalg.inv(
+                self._gram(kept, np.float64), overwrite_a=True, check_finite=False
+            ).astype(np.float32)
         weights /= -np.diag(weights).copy()
         weights[np.diag_indices_from(weights)] = 0.0
-        self.similarity_: np.ndarray = weights.astype(np.float32)
+        self.similarity_: np.ndarray = weights
+        self.items_ = items.astype(np.int64)
         return self
+
+    def _gram(self, kept: sp.csr_matrix, dtype: type) -> np.ndarray:
+        """``XᵀX + λI`` over the kept items, dense, in ``dtype``."""
+        gram: np.ndarray = np.asarray((kept.T @ kept).toarray(), dtype=dtype)
+        gram[np.diag_indices_from(gram)] += dtype(self.lam)
+        return gram
+
+    def _scores_history(self, history: sp.csr_matrix) -> np.ndarray:
+        if len(self.items_) == history.shape[1]:  # every item solved
+            return np.asarray(history @ self.similarity_, dtype=np.float32)
+        kept = np.asarray(history[:, self.items_] @ self.similarity_, dtype=np.float32)
+        # Left-out items: below the row's lowest kept score, more popular ones first.
+        floor = kept.min(axis=1, keepdims=True) - 1.0 if kept.shape[1] else 0.0
+        scores = np.empty((history.shape[0], history.shape[1]), dtype=np.float32)
+        scores[:] = floor + self._tail()[None, :]
+        scores[:, self.items_] = kept
+        return scores
+
+    def _tail(self) -> np.ndarray:
+        """Per item, popularity scaled into [0, 1) (the order of left-out items)."""
+        popularity = self._popularity()
+        return popularity / (popularity.max(initial=0.0) + 1.0)
+
+    def _similarity_rows(self, items: np.ndarray) -> np.ndarray:
+        """``B``'s rows for the given items over all items (0 where EASE has no link:
+        an item left out of the solve, on either side)."""
+        rows = np.zeros((len(items), self.n_items), dtype=np.float32)
+        position = np.full(self.n_items, -1, dtype=np.int64)
+        position[self.items_] = np.arange(len(self.items_))
+        solved = position[items] >= 0
+        rows[np.ix_(solved, self.items_)] = self.similarity_[position[items[solved]]]
+        return rows
+
+    def _default_state(self, attr: str) -> Any:
+        if attr == "items_":  # folders saved before min_item_users: every item solved
+            return np.arange(self.n_items, dtype=np.int64)
+        return super()._default_state(attr)
+
+    def _check_state(self) -> None:
+        items = self.items_
+        if (
+            not isinstance(items, np.ndarray)
+            or items.ndim != 1
+            or not np.issubdtype(items.dtype, np.integer)
+            or (len(items) and (items.min() < 0 or items.max() >= self.n_items))
+            or np.any(np.diff(items) <= 0)
+        ):
+            raise DataError(
+                f"saved model: items_ must be increasing item codes in [0, {self.n_items})"
+            )
+        self.items_ = items.astype(np.int64)
+        _check_array(self.similarity_, "similarity_", (len(items), len(items)))
+
+
+def _spd_inverse(matrix: np.ndarray) -> np.ndarray | None:
+    """The inverse of a symmetric positive definite float32 ``matrix`` by Cholesky
+    (LAPACK ``spotrf``/``spotri``), computed in place (``matrix`` is overwritten); None
+    when the factorisation fails in float32."""
+    import scipy.linalg
+
+    # The matrix is symmetric, so its transpose (a Fortran-ordered view) is the same
+    # matrix: LAPACK then works in place, without a copy.
+    factor, info = scipy.linalg.lapack.spotrf(matrix.T, lower=False, overwrite_a=True)
+    if info != 0:
+        return None
+    inverse, info = scipy.linalg.lapack.spotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        return None
+    # spotri fills the upper triangle of the Fortran array, i.e. the lower triangle of its
+    # C-ordered transpose; mirror it into the upper one, a band of rows at a time.
+    result = np.ascontiguousarray(inverse.T)
+    n = result.shape[0]
+    for lo in range(0, n, _BLOCK):
+        hi = min(lo + _BLOCK, n)
+        band = result[lo:hi, lo:hi]
+        band[:] = np.tril(band) + np.tril(band, -1).T
+        result[lo:hi, hi:] = result[hi:, lo:hi].T
+    return result
 
 
 def _similar_from_rows(

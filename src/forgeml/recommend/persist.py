@@ -433,12 +433,17 @@ class _Reader:
             model = cls(**kwargs)
         except TypeError as exc:
             raise DataError(f"{manifest}: {where}: bad parameters for {name}: {exc}") from exc
-        if set(state) != set(cls._state_attrs):
+        # State added in a later forgeml may be absent from older folders: the model
+        # supplies it (_default_state) from the rest.
+        required = set(cls._state_attrs) - set(cls._optional_state)
+        if not required <= set(state) <= set(cls._state_attrs):
             raise DataError(
                 f"{manifest}: {where}: {name} state lists {sorted(state)}, "
                 f"expected {sorted(cls._state_attrs)}"
             )
         for attr in cls._state_attrs:
+            if attr not in state:
+                continue
             path = self.path(state[attr], f"{where}.{attr}")
             if path.name not in self.arrays:  # a file shared by a model and its cf: read once
                 self.arrays[path.name] = (
@@ -448,6 +453,8 @@ class _Reader:
         seen = model.seen_
         if not hasattr(seen, "indptr") or not np.all(seen.data == 1.0):
             raise DataError(f"{self.path(state['seen_'], where)}: seen_ must be a binary matrix")
+        for attr in set(cls._state_attrs) - set(state):
+            setattr(model, attr, model._default_state(attr))
         try:
             model._check_state()
         except DataError as exc:

@@ -1,7 +1,8 @@
 """Train/test splits of an interaction log for offline evaluation of recommenders.
 
 * :func:`leave_last_n_out`: each user's latest ``n`` events are the test; a user with ``n``
-  events or fewer stays in train only (there would be nothing left to learn them from).
+  events or fewer stays in train only (there would be nothing left to learn them from),
+  unless ``min_train`` says how many events to keep (then users with fewer hold out less).
 * :func:`time_split`: events before ``at`` train, the rest test. Test events of users with
   no event before ``at`` (cold users, which these models cannot personalise for) are left
   out of both sides and counted in :attr:`Split.cold_events`, never dropped silently.
@@ -40,11 +41,19 @@ class Split:
     cold_events: int = 0
 
 
-def leave_last_n_out(interactions: Interactions, n: int = 1) -> Split:
+def leave_last_n_out(
+    interactions: Interactions, n: int = 1, *, min_train: int | None = None
+) -> Split:
     """Each user's ``n`` latest events (by time; row order breaks ties) go to test, when the
-    user has more than ``n`` events; everything else goes to train."""
+    user has more than ``n`` events; everything else goes to train.
+
+    With ``min_train``, a user with fewer than ``n + min_train`` events holds out fewer:
+    all but their ``min_train`` earliest (none with ``min_train`` events or fewer), so
+    every user with enough history is tested, heavy users on ``n`` events."""
     if n < 1:
         raise UsageError(f"leave_last_n_out: n must be >= 1, got {n}")
+    if min_train is not None and min_train < 1:
+        raise UsageError(f"leave_last_n_out: min_train must be >= 1, got {min_train}")
     times = _need_times(interactions, "leave_last_n_out")
     # Sort by (user, time), stable so equal times keep row order.
     order = np.lexsort((np.arange(len(times)), times, interactions.user_codes))
@@ -53,8 +62,10 @@ def leave_last_n_out(interactions: Interactions, n: int = 1) -> Split:
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     position = np.arange(len(order)) - np.repeat(starts, counts)
     from_end = np.repeat(counts, counts) - position
+    # Events held out per user.
+    held = np.where(counts > n, n, 0) if min_train is None else np.clip(counts - min_train, 0, n)
     is_test = np.zeros(len(order), dtype=bool)
-    is_test[order] = (from_end <= n) & (np.repeat(counts, counts) > n)
+    is_test[order] = from_end <= np.repeat(held, counts)
     return Split(interactions.subset(~is_test), interactions.subset(is_test))
 
 
