@@ -37,14 +37,21 @@ Decoder = Callable[[Any], tuple[list[Any], list[float] | None]]
 
 
 def _json_values(values: list[Any]) -> list[bytes]:
-    """``values`` as JSON, each distinct value encoded once (labels repeat a lot). Keyed
-    by type too: ``True == 1`` must not encode as ``1``."""
-    try:
-        keys = [(v.__class__, v) for v in values]
-        encoded = {k: orjson.dumps(k[1], default=str) for k in dict.fromkeys(keys)}
-    except TypeError:  # unhashable values (lists of a multi-output model): one by one
-        return [orjson.dumps(v, default=str) for v in values]
-    return [encoded[k] for k in keys]
+    """``values`` as JSON, each distinct value encoded once (labels repeat a lot).
+
+    Only when every value has the same type, and that type is not ``float``: across types
+    ``True == 1`` would encode as ``1``, and ``0.0 == -0.0``. Builds no tuple per value —
+    tens of thousands of them per flush set the garbage collector off mid-flush.
+    """
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and not kinds & {float, list, dict}:
+        try:
+            encoded = {v: orjson.dumps(v, default=str) for v in dict.fromkeys(values)}
+        except TypeError:  # unhashable
+            pass
+        else:
+            return [encoded[v] for v in values]
+    return [orjson.dumps(v, default=str) for v in values]
 
 
 def _runs(decoders: list[Any]) -> list[tuple[int, int]]:
