@@ -131,3 +131,15 @@ def test_tabular_specs_and_their_messages_are_unchanged() -> None:
     assert (
         _error({"name": "churn", "task": "regression"}) == "spec: target: required field is missing"
     )
+
+
+def test_user_features_is_an_optional_table() -> None:
+    assert load_spec(REC).recommendation.user_features is None  # type: ignore[union-attr]
+    spec = load_spec(_with(user_features="users.csv"))
+    assert spec.recommendation is not None and spec.recommendation.user_features == "users.csv"
+    assert "user_features: users.csv" in dump_spec(spec)
+
+
+@pytest.mark.parametrize("value", ["", ["users.csv"], 3])
+def test_a_bad_user_features_value_names_the_field(value: object) -> None:
+    assert "recommendation.user_features" in _error(_with(user_features=value))

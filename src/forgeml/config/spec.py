@@ -453,6 +453,8 @@ class RecommendationSpec(_Section):
     available) or :class:`CandidateSpec` mappings with fixed ``params`` and ``search``
     overrides; ``auto`` (or leaving it out) means every available one.
     ``future_tolerance_s``: events later than now plus this many seconds are quarantined.
+    ``user_features``: optional user table (one row per user) for a cold-start
+    fallback from user attributes and per-attribute metrics.
     ``segments``: upper bounds of the user segments by number of training events
     (default ``[5, 20]``: 1-5, 6-20, 21+). ``refit_full``: after evaluation, the registered
     model is refitted on every event (train and test), so it knows each user's latest
@@ -506,6 +508,15 @@ class RecommendationSpec(_Section):
         min_length=1,
         description="A table with one row per item (path or URI) for the hybrid model; its "
         "feature columns are inferred unless the hybrid's `params` name them.",
+    )
+    user_features: str | None = Field(
+        None,
+        min_length=1,
+        description="A table with one row per user (path or URI) with the `user` id column and "
+        "attributes: string/boolean columns and integers with at most 50 values are used "
+        "(others are listed in the run notes). Gives new users recommendations from their "
+        "attributes (popularity per attribute value), saved with the model, and per-attribute "
+        "metrics in the report.",
     )
     segments: list[int] = Field(
         default_factory=lambda: [5, 20],

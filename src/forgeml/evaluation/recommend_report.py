@@ -59,6 +59,11 @@ class RecommendReportContext:
       score), ``trials``, ``test`` (its test metrics) and ``curve`` (``k``/``ndcg``/
       ``recall`` lists); the chosen one has ``chosen: True``.
     * ``segments``: ``name``, ``users`` and ``metrics`` per user segment (chosen model).
+    * ``user_features``: with a user table, ``cold_start`` (``users``,
+      ``users_with_attributes``, and ``user_features``/``popularity`` metric dicts: the
+      attribute fallback and plain popularity on test users scored as if new),
+      ``by_attribute`` (per attribute: ``attribute``, ``unknown``, ``values`` rows with
+      ``value``, ``users`` and metrics) and ``ignored`` (column -> reason).
     * ``popularity``: ``recommended``, ``interactions`` and ``catalogue`` shares per
       popularity decile (decile 1: the most popular tenth of the items).
     * ``events``: how the valid rows became train and test events (counts by name).
@@ -90,6 +95,7 @@ class RecommendReportContext:
     versions: Mapping[str, str] = field(default_factory=dict)
     registry: Mapping[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    user_features: Mapping[str, Any] | None = None
 
 
 def render_recommend_report(ctx: RecommendReportContext) -> str:
@@ -147,6 +153,7 @@ def _view(ctx: RecommendReportContext) -> dict[str, Any]:
         "metric_names": [f"{m}@{k}" for m in _METRICS] + [f"coverage@{k}"],
         "plots": plots,
         "segments": _segment_rows(ctx.segments, k),
+        "user_features": ctx.user_features or None,
         "tuning": _tuning(ctx.leaderboard),
         "validation": _validation(ctx.validation),
         "events": [{"name": name, "value": value} for name, value in ctx.events.items()],
@@ -159,6 +166,7 @@ def _view(ctx: RecommendReportContext) -> dict[str, Any]:
             ("metrics", "Test metrics", bool(ctx.test_metrics)),
             ("plots", "Plots", bool(plots)),
             ("segments", "Segments", bool(view["segments"])),
+            ("user-features", "User attributes", bool(view["user_features"])),
             ("tuning", "Tuning", view["tuning"] is not None),
             ("data", "Data", view["validation"] is not None or bool(ctx.events)),
             ("lineage", "Lineage", True),

@@ -12,6 +12,8 @@
   (:mod:`forgeml.recommend.weighting`).
 * :mod:`forgeml.recommend.persist` saves and loads fitted models without pickle;
   :mod:`forgeml.recommend.ann` builds an hnswlib index for ALS/BPR (``rec`` extra).
+* :class:`SegmentPopularity` (:mod:`forgeml.recommend.user_features`) recommends to new
+  users from their attributes (a user feature table): popularity per attribute value.
 
 Importing it loads NumPy only; Polars and SciPy load on use.
 """
@@ -24,6 +26,7 @@ from forgeml.recommend.interactions import Interactions
 from forgeml.recommend.models import EASE, ItemKNN, Popularity, Recommender
 from forgeml.recommend.split import Split, leave_last_n_out, time_split
 from forgeml.recommend.synthetic import generate
+from forgeml.recommend.user_features import SegmentPopularity
 
 __all__ = [
     "ALS",
@@ -34,6 +37,7 @@ __all__ = [
     "ItemKNN",
     "Popularity",
     "Recommender",
+    "SegmentPopularity",
     "Split",
     "evaluate",
     "generate",

@@ -4,7 +4,9 @@ A saved recommender is a folder: ``recommender.json`` (format, class name, const
 parameters, which file holds which fitted array, the id maps' files, the caller's ``meta``
 and the sha256 of every file) plus one file per array — dense arrays as ``.npy``, sparse
 matrices as ``.npz`` of their CSR parts, string ids as UTF-8 bytes and offsets, an ANN
-index in hnswlib's own binary format. Everything is read back with
+index in hnswlib's own binary format, a user-attribute fallback
+(:class:`~forgeml.recommend.user_features.SegmentPopularity`) as one ``.npz`` of its arrays
+with its attribute names and values in the description. Everything is read back with
 ``allow_pickle=False``; classes come from a table in this module (never imported by
 name from the file), and every array is checked (shapes, index ranges, finite values)
 before a model uses it, so a corrupt or foreign folder is a :class:`DataError` naming the
@@ -51,6 +53,8 @@ from forgeml.recommend.models import Recommender
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
+    from forgeml.recommend.user_features import SegmentPopularity
+
 __all__ = ["MANIFEST", "SavedRecommender", "load", "save"]
 
 MANIFEST = "recommender.json"
@@ -62,12 +66,14 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 @dataclass(frozen=True)
 class SavedRecommender:
     """What :func:`load` returns: the fitted ``model``, the id maps (``user_ids[code]`` is
-    the original id of a user code) and the ``meta`` dict given to :func:`save`."""
+    the original id of a user code), the ``meta`` dict given to :func:`save` and the
+    user-attribute fallback saved with it (``None`` when there is none)."""
 
     model: Recommender
     user_ids: np.ndarray
     item_ids: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    user_features: SegmentPopularity | None = None
 
 
 def _classes() -> dict[str, type[Recommender]]:
@@ -90,11 +96,13 @@ def save(
     user_ids: np.ndarray,
     item_ids: np.ndarray,
     meta: dict[str, Any] | None = None,
+    user_features: SegmentPopularity | None = None,
 ) -> list[str]:
     """Write a fitted ``model`` and its id maps into ``folder``; returns the written file
     names (relative to ``folder``, ``recommender.json`` last). ``meta`` must be
     JSON-serialisable; it comes back from :func:`load` unchanged. An ANN index built with
-    :func:`forgeml.recommend.ann.build_index` (``model.index_``) is saved with it."""
+    :func:`forgeml.recommend.ann.build_index` (``model.index_``) is saved with it, and so
+    is ``user_features``, a fitted cold-start fallback over the same items."""
     seen = model._fitted()
     user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
     if user_ids.ndim != 1 or item_ids.ndim != 1 or seen.shape != (len(user_ids), len(item_ids)):
@@ -114,6 +122,10 @@ def save(
     if not isinstance(description["meta"], dict):
         raise UsageError("save: meta must be a dict")
     _json_bytes(description["meta"], "meta")
+    if user_features is not None:
+        description["user_features"] = _describe_user_features(
+            user_features, seen.shape[1], writers
+        )
     index = getattr(model, "index_", None)
     scratch = Path(tempfile.mkdtemp(prefix="forgeml-ann-")) if index is not None else None
     try:
@@ -212,6 +224,23 @@ def _describe_ids(
     array = np.ascontiguousarray(ids)
     writers[f"{stem}.npy"] = lambda fh: np.save(fh, array, allow_pickle=False)
     return {"file": f"{stem}.npy", "kind": "array", "length": len(ids)}
+
+
+def _describe_user_features(
+    fallback: SegmentPopularity, n_items: int, writers: dict[str, Callable[[IO[bytes]], None]]
+) -> dict[str, Any]:
+    from forgeml.recommend.user_features import SegmentPopularity
+
+    if not isinstance(fallback, SegmentPopularity):
+        raise UsageError("save: user_features must be a fitted SegmentPopularity")
+    if fallback.n_items != n_items:
+        raise UsageError(
+            f"save: user_features was fitted on {fallback.n_items} items, the model on {n_items}"
+        )
+    entry, arrays = fallback._state()
+    _json_bytes(entry, "user_features")
+    writers["user_features.npz"] = lambda fh: np.savez(fh, allow_pickle=False, **arrays)
+    return {"file": "user_features.npz", **entry}
 
 
 def _copy_from(path: Path) -> Callable[[IO[bytes]], None]:
@@ -358,6 +387,9 @@ def load(folder: str | Path) -> SavedRecommender:
                 raise DataError(f"{manifest}: 'index' must be an object")
             path = reader.path(entry.get("file"), "index")
             ItemIndex._load(path, entry, model)  # attaches itself as model.index_
+        user_features = None
+        if description.get("user_features") is not None:
+            user_features = _load_user_features(reader, description["user_features"], model)
     except DataError:
         raise
     except ForgeError:
@@ -367,7 +399,18 @@ def load(folder: str | Path) -> SavedRecommender:
     meta = description.get("meta", {})
     if not isinstance(meta, dict):
         raise DataError(f"{manifest}: 'meta' must be an object")
-    return SavedRecommender(model, user_ids, item_ids, meta)
+    return SavedRecommender(model, user_ids, item_ids, meta, user_features)
+
+
+def _load_user_features(reader: _Reader, entry: Any, model: Recommender) -> SegmentPopularity:
+    from forgeml.recommend.user_features import SegmentPopularity
+
+    manifest = reader.folder / MANIFEST
+    if not isinstance(entry, dict):
+        raise DataError(f"{manifest}: 'user_features' must be an object")
+    path = reader.path(entry.get("file"), "user_features")
+    arrays = _load_parts(path, {"offsets", "indptr", "indices", "data", "popularity"})
+    return SegmentPopularity._from_state(entry, arrays, model._fitted().shape[1], str(path))
 
 
 def _checked_files(folder: Path, files: Any) -> dict[str, str]:

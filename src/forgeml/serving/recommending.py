@@ -8,7 +8,13 @@ three routes of ``forgeml serve``:
   ``exclude_seen`` is false), with business filters (``exclude``: items never returned;
   ``allow``: only these items, e.g. one category). A user the model never saw and who has
   no interactions since the server started gets the popular items (``fallback:
-  "popularity"``); an ANN index saved with a factor model is used when present.
+  "popularity"``); an ANN index saved with a factor model is used when present. When the
+  model was saved with a user-attribute fallback (``recommendation.user_features``), such
+  a user described by ``"features": {"attribute": value, ...}`` gets the items popular
+  among users with those attribute values instead (``fallback: "user_features"``);
+  without a saved fallback, or when none of the values is known to it, ``features`` is
+  ignored and the answer stays the popular items. Users with a history (trained or new
+  interactions) are never answered from their features.
 * ``similar``: the items most similar to one item (its factors, item-item similarity or,
   for the hybrid model's cold items, its content).
 * ``add``: new interactions. Each user's new items are kept in memory (bounded) and the
@@ -53,6 +59,7 @@ MANIFEST = "recommender.json"
 MAX_K = 1_000  # items per answer; a larger k is a mistake, not a request
 MAX_USERS = 1_000  # users per batch request
 MAX_FILTER = 100_000  # ids in an exclude/allow list
+MAX_FEATURES = 100  # attributes in a "features" object
 T = TypeVar("T")
 
 
@@ -103,11 +110,40 @@ class RecommendQuery:
     exclude_seen: bool
     exclude: list[str] | None
     allow: list[str] | None
+    features: dict[str, Any] | None = None
+
+
+def _features(value: Any) -> dict[str, Any] | None:
+    """``{"attribute": scalar, ...}`` (at most :data:`MAX_FEATURES` keys): a new user's
+    attributes for the user-attribute fallback."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RequestError(
+            f'"features" must be an object of attribute values, got {type(value).__name__}',
+            status=422,
+        )
+    if len(value) > MAX_FEATURES:
+        raise RequestError(
+            f'"features" has {len(value)} attributes, more than {MAX_FEATURES}', status=413
+        )
+    for key, item in value.items():
+        if len(key) > 256:
+            raise RequestError("features: attribute names are at most 256 characters", status=422)
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise RequestError(
+                f"features.{key} must be a string, number, boolean or null, got "
+                f"{type(item).__name__}",
+                status=422,
+            )
+        if isinstance(item, str) and len(item) > 1_000:
+            raise RequestError(f"features.{key} is longer than 1,000 characters", status=422)
+    return value
 
 
 def parse_recommend(data: Any) -> RecommendQuery:
     """``{"user": id | "users": [ids], "k": 10, "exclude_seen": true, "exclude": [...],
-    "allow": [...]}``."""
+    "allow": [...], "features": {...}}`` (``features`` only with ``user``)."""
     if not isinstance(data, dict):
         raise RequestError("the body must be a JSON object", status=422)
     if ("user" in data) == ("users" in data):
@@ -121,6 +157,11 @@ def parse_recommend(data: Any) -> RecommendQuery:
         ids = [parse_id(u, f"users[{i}]") for i, u in enumerate(users)]
     else:
         ids = [parse_id(data["user"], "user")]
+    features = _features(data.get("features"))
+    if features is not None and "users" in data:
+        raise RequestError(
+            '"features" describes one new user: send it with "user", not "users"', status=422
+        )
     return RecommendQuery(
         users=ids,
         batch="users" in data,
@@ -128,6 +169,7 @@ def parse_recommend(data: Any) -> RecommendQuery:
         exclude_seen=_flag(data, "exclude_seen", True),
         exclude=_ids(data.get("exclude"), "exclude"),
         allow=_ids(data.get("allow"), "allow"),
+        features=features,
     )
 
 
@@ -185,6 +227,7 @@ class ServedRecommender:
         self.model = saved.model
         self.meta = dict(saved.meta)
         self.index = getattr(saved.model, "index_", None)  # an ANN index, if one was saved
+        self.user_features = saved.user_features  # the user-attribute fallback, if saved
         self.item_ids = np.asarray(saved.item_ids).astype(str)
         self.user_ids = np.asarray(saved.user_ids).astype(str)
         self._items = {item: code for code, item in enumerate(self.item_ids.tolist())}
@@ -216,6 +259,9 @@ class ServedRecommender:
             "users": len(self.user_ids),
             "items": self.n_items,
             "ann_index": self.index is not None,
+            "user_features": (
+                list(self.user_features.attributes_) if self.user_features is not None else None
+            ),
             "new_users": len(self._new),
         }
 
@@ -258,6 +304,14 @@ class ServedRecommender:
             for i, user in enumerate(folded):
                 fallback = "popularity" if histories[i].size == 0 else None
                 results[user] = (items[i], scores[i], fallback)
+            cold = [u for u, h in zip(folded, histories, strict=True) if h.size == 0]
+            if cold and query.features is not None and self.user_features is not None:
+                top, values, used = self.user_features.recommend_features(
+                    [query.features], query.k, exclude=exclude, allow=allow
+                )
+                if used[0]:  # some value is known: the segments' answer
+                    for user in cold:
+                        results[user] = (top[0], values[0], "user_features")
         return [self._answer(u, *results[u]) for u in query.users]
 
     def _history(self, user: str) -> np.ndarray:

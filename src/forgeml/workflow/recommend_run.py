@@ -13,17 +13,23 @@ register -> report.
    ``tuning.budget``.
 4. **evaluate**: the best configuration of each model is refitted on train and evaluated
    on test by full ranking (metrics at k, the curve over k, user segments, popularity);
-   the model with the best *validation* score is chosen.
+   the model with the best *validation* score is chosen. With
+   ``recommendation.user_features`` (a user table), the chosen model's metrics per
+   attribute value, and the cold-start fallback from user attributes scored on every test
+   user as if new, next to plain popularity.
 5. **register**: the chosen configuration is refitted on every event (``refit_full``,
    default) and saved without pickle (:func:`forgeml.recommend.persist.save`) with the
    report and summary into the version's artifact folder, committed with the run record
-   in one transaction (the registry is untouched when anything before fails).
+   in one transaction (the registry is untouched when anything before fails). With a user
+   table, the fallback (:class:`~forgeml.recommend.user_features.SegmentPopularity`) is
+   fitted on the final model's events and saved with it.
 6. **report**: ``runs/<id>/report.html`` and ``summary.json``.
 
 Bundle layout (the version's artifact folder)::
 
     recommender.json   format "forgeml.recommender"; meta.task == "recommendation"
     *.npy / *.npz      the model's arrays and the user/item id maps
+    user_features.npz  the user-attribute fallback (with recommendation.user_features)
     report.html        this run's report
     summary.json       this run's summary (``task: "recommendation"``)
 """
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     from forgeml.recommend.segments import Detail
     from forgeml.recommend.split import Split
     from forgeml.recommend.tuning import Candidate, TuneResult
+    from forgeml.recommend.user_features import SegmentPopularity, UserTable
     from forgeml.workflow.reporting import Reporter
     from forgeml.workflow.run import RunResult
     from forgeml.workflow.workspace import Workspace
@@ -149,6 +156,7 @@ def run_recommendation(
             "left out of the test (nothing to personalise from)."
         )
     item_features = _item_features(spec, rec)
+    user_table = _user_features(spec, rec, log, notes)
     candidates = resolve_candidates(
         rec.models, n_items=log.n_items, item_features=item_features is not None
     )
@@ -190,6 +198,11 @@ def run_recommendation(
             f"{detail.cold_item_events:,} test events are on items with no training event; "
             "they stay in the test (no model can rank them from interactions alone)."
         )
+    by_user = (
+        _evaluate_user_features(user_table, detail, split, rec.k)
+        if user_table is not None
+        else None
+    )
 
     timer("train", f"{best.model} on {'every event' if rec.refit_full else 'train'}")
     from forgeml.recommend.tuning import fit_model
@@ -199,6 +212,11 @@ def run_recommendation(
         if rec.refit_full
         else detail.extra["model"]
     )
+    fallback = None
+    if user_table is not None:
+        from forgeml.recommend.user_features import SegmentPopularity
+
+        fallback = SegmentPopularity().fit(log if rec.refit_full else split.train, user_table)
 
     ann = _ann_index(final, rec, spec.seed, timer)
     if ann is not None:
@@ -216,12 +234,17 @@ def run_recommendation(
     context = _report_context(spec, run_id, rec, report, result, per_model, detail, events)
     context.versions = versions
     context.notes = notes
+    if by_user is not None:
+        summary["recommendation"]["user_features"] = by_user
+        context.user_features = by_user
 
     timer("register", f"{spec.name} in {hide_password(workspace.registry_uri)}")
     meta = _meta(spec, rec, run_id, best, log, trained_on="all" if rec.refit_full else "train")
     if ann is not None:
         meta["ann_index"] = ann
         summary["recommendation"]["ann_index"] = ann
+    if fallback is not None:
+        meta["user_features"] = {"attributes": fallback.attributes_}
     version, record = _register(
         spec,
         workspace,
@@ -236,6 +259,7 @@ def run_recommendation(
         result,
         detail,
         versions,
+        fallback,
     )
     timer.stop()
     context.version = version.version
@@ -358,6 +382,63 @@ def _item_features(spec: Spec, rec: RecommendationSpec) -> pl.DataFrame | None:
     if frame.height == 0:
         raise DataError(f"recommendation.item_features: {source.description} has no rows")
     return frame
+
+
+def _user_features(
+    spec: Spec, rec: RecommendationSpec, log: Interactions, notes: list[str]
+) -> UserTable | None:
+    """The checked user table (``recommendation.user_features``); notes say which columns
+    were left out and how the table's users meet the log's."""
+    if rec.user_features is None:
+        return None
+    import polars as pl
+
+    from forgeml.data import open_source
+    from forgeml.recommend.user_features import prepare_user_table
+
+    where = "recommendation.user_features"
+    source = open_source(DataSpec(source=rec.user_features), resolve=spec.resolve_path)
+    frame = source.read().frame
+    if frame.height == 0:
+        raise DataError(f"{where}: {source.description} has no rows")
+    table = prepare_user_table(frame, rec.user, where=where)
+    for name, reason in table.ignored.items():
+        notes.append(f"{where}: column '{name}' is not used ({reason}).")
+    log_users = pl.Series(np.asarray(log.user_ids).astype(str), dtype=pl.String)
+    matched = int(table.frame[rec.user].is_in(log_users.implode()).sum())
+    if matched == 0:
+        raise DataError(
+            f"{where}: none of its {table.frame.height:,} users (column '{rec.user}') has an "
+            "event in the interaction log"
+        )
+    notes.append(
+        f"{where}: {', '.join(table.attributes)} used; {matched:,} of the table's "
+        f"{table.frame.height:,} users have events; {log.n_users - matched:,} of the log's "
+        f"{log.n_users:,} users are not in the table (unknown attributes)."
+    )
+    return table
+
+
+def _evaluate_user_features(
+    table: UserTable, detail: Detail, split: Split, k: int
+) -> dict[str, Any]:
+    """The chosen model's test metrics per attribute value (top 5 values) and the
+    fallback scored on every test user as if new, next to plain popularity."""
+    from forgeml.recommend.user_features import (
+        SegmentPopularity,
+        attribute_breakdown,
+        cold_start_metrics,
+    )
+
+    fallback = SegmentPopularity().fit(split.train, table)
+    return {
+        "attributes": table.attributes,
+        "ignored": table.ignored,
+        "cold_start": cold_start_metrics(fallback, split.train, split.test, k),
+        "by_attribute": attribute_breakdown(
+            detail.extra["model"], fallback, split.train, split.test, k
+        ),
+    }
 
 
 def _with_features(
@@ -692,6 +773,7 @@ def _register(
     result: TuneResult,
     detail: Detail,
     versions: dict[str, str],
+    user_features: SegmentPopularity | None = None,
 ) -> Any:
     """Save the model (no pickle) with its report and summary, then commit run + version;
     returns the new version and the run record."""
@@ -726,7 +808,14 @@ def _register(
     aliases, if_absent = _aliases(spec)
     with tempfile.TemporaryDirectory(prefix="forgeml-stage-") as staging_root:
         staging = Path(staging_root) / "model"
-        save(staging, model, user_ids=log.user_ids, item_ids=log.item_ids, meta=meta)
+        save(
+            staging,
+            model,
+            user_ids=log.user_ids,
+            item_ids=log.item_ids,
+            meta=meta,
+            user_features=user_features,
+        )
         write_recommend_report(context, staging / "report.html")
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         with workspace.open_registry(create=True) as registry:
