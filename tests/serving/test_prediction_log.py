@@ -143,3 +143,19 @@ def test_logging_a_request_leaves_no_object_for_the_garbage_collector(tmp_path: 
     log.flush()
     written = open_store(str(tmp_path), create=False).read("predictions")
     assert written.height == 2_000 and written["score"].to_list() == [0.8] * 2_000
+
+
+def test_a_failing_take_hook_loses_no_logged_row(tmp_path: Path, caplog) -> None:
+    """The hook that feeds the drift window runs when the log takes its queue; if it
+    fails, the rows are still written (and the failure is logged)."""
+    log = PredictionLog(tmp_path)
+
+    def broken(queue: object) -> None:
+        raise RuntimeError("drift window bug")
+
+    log.on_take = broken
+    for i in range(3):
+        log.record(f"r{i}", "m", 1, [{"x": i}], np.array([[0.4, 0.6]]), lambda raw: (raw.argmax(axis=1).tolist(), raw[:, 1].tolist()), 2.0)  # fmt: skip
+    log.flush()
+    assert open_store(str(tmp_path), create=False).read("predictions").height == 3
+    assert "on_take hook failed" in caplog.text

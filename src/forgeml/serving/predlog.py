@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ from typing import Any
 import orjson
 
 from forgeml.errors import ConfigError, ForgeError
+
+logger = logging.getLogger("forgeml.server")
 
 __all__ = ["Decoder", "OnTake", "PredictionLog"]
 
@@ -320,7 +323,10 @@ class PredictionLog:
         queue, self._queue = self._queue, _Columns()
         self._queued_rows = 0
         if self.on_take is not None:
-            self.on_take(queue)
+            try:
+                self.on_take(queue)
+            except Exception:  # the drift window's trouble must not cost the log its rows
+                logger.warning("the prediction log's on_take hook failed", exc_info=True)
         requests, total = len(queue.ids), len(queue.rows)
         expand = None  # request -> its rows, when some request has several
         rows: Any = np.zeros(total, np.int32)
