@@ -60,8 +60,7 @@ def _json_values(values: list[Any]) -> list[bytes]:
 def _runs(decoders: list[Any]) -> list[tuple[int, int]]:
     """``(start, stop)`` of each run of consecutive requests with the same decoder (the
     same model version), in order."""
-    first = decoders[0]
-    if decoders.count(first) == len(decoders):  # the usual case: one model version
+    if _constant(decoders):  # the usual case: one model version
         return [(0, len(decoders))]
     runs: list[tuple[int, int]] = []
     start = 0
@@ -149,7 +148,6 @@ class PredictionLog:
         self.written = 0
         self.files = 0
         self._queue = _Columns()
-        self._queued_rows = 0
         self.on_take: OnTake | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -176,11 +174,12 @@ class PredictionLog:
         die young). ``decode(raw) -> (predictions, scores)`` runs later, on whole batches
         at once (it is vectorised), not on the request path."""
         n = len(records)
-        if self._queued_rows + n > self.max_queue_rows:
+        queue = self._queue
+        queued = len(queue.rows) + n
+        if queued > self.max_queue_rows:
             self.dropped += n
             self.count_event(model, "log_dropped", n)
             return
-        queue = self._queue
         if n == 1:
             queue.rows.append(orjson.dumps(records[0], default=str))
         else:
@@ -196,8 +195,7 @@ class PredictionLog:
         queue.raws.append(raw)
         queue.decoders.append(decode)
         queue.latencies.append(latency_ms)
-        self._queued_rows += n
-        if self._queued_rows >= self.flush_rows and self._wake is not None:
+        if queued >= self.flush_rows and self._wake is not None:
             self._wake.set()
 
     def count_event(self, model: str, kind: str, n: int = 1, variant: str | None = None) -> None:
@@ -321,7 +319,6 @@ class PredictionLog:
         import pyarrow as pa
 
         queue, self._queue = self._queue, _Columns()
-        self._queued_rows = 0
         if self.on_take is not None:
             try:
                 self.on_take(queue)

@@ -397,11 +397,8 @@ class PredictionService:
         variant = unit = None
         if routed is not None:
             variant, unit = routed.variant, routed.unit
-        decoder = model.decoder
-        if decoder is None:
-            decoder = model.decoder = _decoder(model)
         log.record(
-            request_id, model.name, model.version, records, raw, decoder, seconds * 1000,
+            request_id, model.name, model.version, records, raw, _decoder(model), seconds * 1000,
             variant, unit,
         )  # fmt: skip
         self.recent.add(request_id, model.name, model.version, variant, raw)
@@ -439,10 +436,8 @@ class PredictionService:
             shadow_logger.warning("shadow %s@%s failed: %s", model.name, model.version, exc)
             return
         elapsed = (time.perf_counter() - started) * 1000
-        if model.decoder is None:
-            model.decoder = _decoder(model)
         self.predlog.record(
-            request_id, model.name, model.version, records, raw, model.decoder, elapsed,
+            request_id, model.name, model.version, records, raw, _decoder(model), elapsed,
             variant, routed.unit, shadow=True,
         )  # fmt: skip
         self.recent.add_shadow(request_id, (model.name, model.version, variant, raw, len(records)))
@@ -690,9 +685,7 @@ class PredictionService:
         window = self.live_windows.get(key)
         if window is None:
             window = self.live_windows[key] = LiveWindow(self.config.live_window_seconds)
-        if target.decoder is None:
-            target.decoder = _decoder(target)
-        predictions, scores = target.decoder(raw[row : row + 1])
+        predictions, scores = _decoder(target)(raw[row : row + 1])
         window.add(label, predictions[0], None if scores is None else scores[0])
 
     def _live_metrics(self) -> dict[tuple[str, str, str], tuple[int, dict[str, float]]]:
@@ -931,7 +924,10 @@ def _registry(config: ServeConfig) -> Any:
 
 def _decoder(model: ServedModel) -> Callable[[np.ndarray], tuple[list[Any], list[float] | None]]:
     """Raw outputs of many rows -> their predictions (labels or values) and scores
-    (positive-class probability, value, or none for multiclass), vectorised."""
+    (positive-class probability, value, or none for multiclass), vectorised; made once
+    per served model and kept on it."""
+    if model.decoder is not None:
+        return model.decoder
 
     def decode(raw: np.ndarray) -> tuple[list[Any], list[float] | None]:
         if model.task.kind == "regression":
@@ -939,6 +935,7 @@ def _decoder(model: ServedModel) -> Callable[[np.ndarray], tuple[list[Any], list
             return values, values
         return outputs.labels(model, raw), raw[:, 1].tolist() if model.task.is_binary else None
 
+    model.decoder = decode
     return decode
 
 
