@@ -43,7 +43,7 @@ EXTRA_RUNS = {
             "--title",
             "Serving with the prediction log on vs off (forgeml serve, Adult LightGBM)",
             "--rounds",
-            "7",
+            "11",
         ],
     ],
     "drift_vs_evidently": [["--rows", "1000000", "--copies", "4", "--repeats", "1"]],

@@ -485,6 +485,20 @@ def test_files_land_in_the_day_of_their_first_row(tmp_path: Path) -> None:
     assert (tmp_path / "events" / "date=2026-03-14").is_dir()
 
 
+def test_only_columns_of_repeating_values_get_a_parquet_dictionary(tmp_path: Path) -> None:
+    """Dictionaries on request ids and input rows cost CPU on the writer and bytes on disk."""
+    with open_store(str(tmp_path)) as store:
+        store.write("predictions", predictions(500))
+        (path,) = tmp_path.rglob("*.parquet")
+        meta = pq.ParquetFile(path).metadata.row_group(0)
+        encodings = {
+            meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)
+        }
+        dictionary = {name for name, used in encodings.items() if "RLE_DICTIONARY" in used}
+        assert dictionary == {"model", "version", "variant", "prediction"}
+        assert store.read("predictions").height == 500  # and it reads back
+
+
 # --- properties --------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=BACKENDS)
 def shared_store(
