@@ -123,9 +123,10 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
-        "Prediction log: dropped rows and failed writes",
+        "Prediction log: written and dropped rows, failed writes",
         "short",
         [
+            ("sum(rate(forgeml_prediction_log_written_total[$__rate_interval]))", "written rows/s"),
             ("sum(rate(forgeml_prediction_log_dropped_total[$__rate_interval]))", "dropped rows/s"),
             ("sum(rate(forgeml_prediction_log_errors_total[$__rate_interval]))", "failed writes/s"),
         ],

@@ -71,11 +71,13 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> No
     assert log.written == 4 and log.files == 1
 
 
-def test_the_dropped_count_is_exported(served_registry: Path, tmp_path: Path) -> None:
+def test_the_written_and_dropped_counts_are_exported(served_registry: Path, tmp_path: Path) -> None:
     with make_client(served_registry, ["flights"], prediction_log=str(tmp_path)) as client:
         client.app.service.predlog.dropped = 7
+        client.app.service.predlog.written = 1234
         page = client.get("/metrics").text
     assert "forgeml_prediction_log_dropped_total 7.0" in page
+    assert "forgeml_prediction_log_written_total 1234.0" in page
 
 
 def test_an_unusable_log_folder_is_a_start_up_error(tmp_path: Path) -> None:

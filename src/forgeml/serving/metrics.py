@@ -7,7 +7,7 @@ use: ``forgeml_requests_total{model,version,route,code}``,
 ``forgeml_inflight_requests``, ``forgeml_queue_rows``, ``forgeml_model_info{model,version,
 alias}``, ``forgeml_prediction_value{model}``, ``forgeml_feature_drift_score{model,
 feature,method}``, ``forgeml_feature_drifted{model,feature}``,
-``forgeml_prediction_log_dropped_total``,
+``forgeml_prediction_log_written_total``, ``forgeml_prediction_log_dropped_total``,
 ``forgeml_prediction_log_errors_total``, ``forgeml_feedback_total{model,status}``,
 ``forgeml_live_metric{model,version,variant,metric}`` and
 ``forgeml_live_labels{model,version,variant}``. Routes are label values by template
@@ -104,6 +104,7 @@ class ServerMetrics:
         self.queue_rows: Callable[[], int] = lambda: 0
         self.drift: dict[tuple[str, str, str], float] = {}
         self.drifted: dict[tuple[str, str], float] = {}
+        self.log_written: Callable[[], int] = lambda: 0
         self.log_dropped: Callable[[], int] = lambda: 0
         self.log_errors: Callable[[], int] = lambda: 0
         self.feedback: dict[tuple[str, str], int] = {}
@@ -198,6 +199,11 @@ class _Collector:
         for labels in m.models:
             info.add_metric(list(labels), 1)
         yield info
+        yield core.CounterMetricFamily(
+            "forgeml_prediction_log_written",
+            "Prediction rows written to the prediction log's store.",
+            value=m.log_written(),
+        )
         yield core.CounterMetricFamily(
             "forgeml_prediction_log_dropped",
             "Predictions not logged because the prediction log's queue was full.",

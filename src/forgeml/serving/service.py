@@ -230,6 +230,7 @@ class PredictionService:
             log = self.predlog
             log.on_take = self.drift.add_logged
             self.drift.refresh = log.take
+            self.metrics.log_written = lambda: log.written
             self.metrics.log_dropped = lambda: log.dropped
             self.metrics.log_errors = lambda: log.errors
         self.metrics.live = self._live_metrics
