@@ -122,8 +122,11 @@ def predictions(
             "unit": [f"user-{i % 5}" for i in range(n)],
             "shadow": [i % 4 == 0 for i in range(n)],
             "row": pa.array([0] * n, pa.int32()),
-            "inputs": [
-                orjson.dumps({"x": i, "city": TRICKY[i % len(TRICKY)]}).decode() for i in range(n)
+            "inputs": [  # every sixth request's inputs not sampled (--log-inputs)
+                None
+                if i % 6 == 5
+                else orjson.dumps({"x": i, "city": TRICKY[i % len(TRICKY)]}).decode()
+                for i in range(n)
             ],
             "prediction": [orjson.dumps(i % 2).decode() for i in range(n)],
             "score": [None if i % 7 == 3 else i / n for i in range(n)],
@@ -277,8 +280,10 @@ def test_unknown_kinds_and_columns_are_usage_errors(store: LogStore) -> None:
         store.write("metrics", predictions(1))
     with pytest.raises(UsageError, match="unknown log kind 'metrics'"):
         store.read("metrics")
-    with pytest.raises(UsageError, match=r"missing required column\(s\) 'inputs', 'latency_ms'"):
-        store.write("predictions", predictions(2).drop_columns(["inputs", "latency_ms"]))
+    with pytest.raises(
+        UsageError, match=r"missing required column\(s\) 'prediction', 'latency_ms'"
+    ):
+        store.write("predictions", predictions(2).drop_columns(["prediction", "latency_ms"]))
     with pytest.raises(UsageError, match=r"unknown column.*'colour'"):
         store.write("events", pa.table({"ts": [T0], "kind": ["x"], "count": [1], "colour": [1]}))
     with pytest.raises(UsageError, match="column 'kind' is required but has 1 null"):
@@ -360,6 +365,26 @@ def test_plain_postgresql_urls_use_psycopg_and_tables_are_created_once(pg_locati
             store.write("events", tables("m")["events"])
     with open_store(pg_location, create=False) as store:
         assert store.read("events").height == 2 * len(TRICKY)
+
+
+@pytest.mark.postgres
+def test_an_older_table_with_required_inputs_takes_rows_without_them(pg_location: str) -> None:
+    """Tables made before inputs could be sampled had "inputs" NOT NULL: opening the log
+    for writing relaxes that, keeping the rows already there."""
+    with open_store(pg_location) as store:
+        store.write("predictions", predictions(3).drop_columns(["inputs"]).append_column(
+            "inputs", pa.array(["{}"] * 3)
+        ))  # fmt: skip
+    engine = sa.create_engine(pg_location, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text('ALTER TABLE forgeml_log_predictions ALTER COLUMN "inputs" SET NOT NULL')
+        )
+    with open_store(pg_location) as store:
+        store.write("predictions", predictions(6, model="new"))  # one row without inputs
+        logged = store.read("predictions")
+    engine.dispose()
+    assert logged.height == 9 and logged["inputs"].null_count() == 1
 
 
 @pytest.mark.postgres

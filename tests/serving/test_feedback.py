@@ -219,9 +219,14 @@ def test_the_log_and_feedback_in_postgresql(
     store.close()
 
 
-def test_the_drift_window_pairs_every_row_with_its_own_score() -> None:
-    """Requests of several rows and models, shadow answers and a window smaller than the
-    traffic: the window keeps the latest rows, each with the score the model gave it."""
+@pytest.mark.parametrize("one_model", [False, True])
+@pytest.mark.parametrize("sampled", [False, True])
+def test_the_drift_window_pairs_every_row_with_its_own_score(
+    one_model: bool, sampled: bool
+) -> None:
+    """Requests of several rows and models, shadow answers, requests logged without their
+    inputs (--log-inputs) and a window smaller than the traffic: the window keeps the
+    latest rows that have inputs, each with the score the model gave it."""
     from types import SimpleNamespace
 
     import orjson
@@ -236,15 +241,16 @@ def test_the_drift_window_pairs_every_row_with_its_own_score() -> None:
         queue = SimpleNamespace(models=[], shadows=[], counts=[], rows=[], raws=[])
         for request in range(5):
             n = 1 + (batch + request) % 4
-            model = "a" if request != 3 else "b"
-            shadow = request == 4 and batch % 2 == 0
+            model = "a" if request != 3 or one_model else "b"
+            shadow = request == 4 and batch % 2 == 0 and not one_model
+            without_inputs = sampled and (batch * 5 + request) % 7 == 2
             scores = [float(s) for s in range(score, score + n)]
             queue.models.append(model)
             queue.shadows.append(shadow)
             queue.counts.append(n)
-            queue.rows += [orjson.dumps({"i": s}) for s in scores]
+            queue.rows += [None] * n if without_inputs else [orjson.dumps({"i": s}) for s in scores]
             queue.raws.append(np.column_stack([[-s for s in scores], scores]))
-            if model == "a" and not shadow:
+            if model == "a" and not shadow and not without_inputs:
                 served_by_a += scores
             score += n
         watch.add_logged(queue)

@@ -57,6 +57,51 @@ def test_served_predictions_are_logged_with_their_request_ids(
     assert not list(folder.rglob(".*.tmp"))  # no half-written file left
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_a_fraction_of_requests_keeps_its_inputs_and_every_prediction_is_logged(
+    tmp_path: Path, fraction: float
+) -> None:
+    log = PredictionLog(tmp_path, input_fraction=fraction, seed=11, max_queue_rows=10**6)
+    requests = 2000
+    for i in range(requests):
+        n = 1 + i % 3
+        records = [{"x": i, "k": k} for k in range(n)]
+        log.record(
+            f"r{i}", "m", 1, records, np.full(n, 0.5), lambda raw: (raw.tolist(), raw.tolist()), 1.0
+        )
+    log.flush()
+    logged = open_store(str(tmp_path), create=False).read("predictions")
+    assert logged.height == sum(1 + i % 3 for i in range(requests)) and log.dropped == 0
+    per_request = logged.group_by("request_id").agg(
+        kept=pl.col("inputs").is_not_null().all(), missing=pl.col("inputs").is_null().all()
+    )
+    assert (per_request["kept"] | per_request["missing"]).all()  # a whole request, or none of it
+    share = per_request["kept"].mean()
+    assert share == fraction if fraction in (0.0, 1.0) else abs(share - fraction) < 0.04
+    for row in logged.filter(pl.col("inputs").is_not_null()).head(50).iter_rows(named=True):
+        assert json.loads(row["inputs"]) == {"x": int(row["request_id"][1:]), "k": row["row"]}
+
+
+def test_a_fraction_outside_0_to_1_is_a_config_error(tmp_path: Path, cli) -> None:
+    with pytest.raises(ConfigError, match=r"--log-inputs must be between 0 and 1, not 1\.5"):
+        PredictionLog(tmp_path, input_fraction=1.5)
+    result = cli("serve", "flights@champion", "--log-inputs", "-0.1")
+    assert result.code == 2 and "--log-inputs" in result.err
+
+
+def test_the_server_logs_inputs_for_the_configured_fraction(
+    served_registry: Path, flights_rows: pl.DataFrame, tmp_path: Path
+) -> None:
+    rows = json.loads(flights_rows.head(1).write_json())
+    with make_client(
+        served_registry, ["flights"], prediction_log=str(tmp_path), log_inputs=0.0
+    ) as client:
+        for _ in range(5):
+            assert client.post("/predict", json={"records": rows}).status_code == 200
+    logged = open_store(str(tmp_path), create=False).read("predictions")
+    assert logged.height == 5 and logged["inputs"].null_count() == 5
+
+
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, max_queue_rows=5)
     row = {"x": 1}

@@ -256,6 +256,38 @@ def test_at_most_max_rows_are_read_the_latest_ones(registry, traffic) -> None:
     assert report.volume[0]["requests"] == 0
 
 
+def test_drift_reads_the_predictions_logged_with_their_inputs(registry, traffic, tmp_path) -> None:
+    """A server with --log-inputs below 1: the same traffic, two thirds of it logged
+    without inputs. Drift sees the sample (same verdicts, no missing values made up);
+    traffic counts see every prediction; the report says what it read."""
+    sampled = tmp_path / "sampled"
+    store = open_store(str(sampled))
+    for name in ("fair", "shifted"):
+        table = traffic["tables"][name]
+        keep = pa.array([i % 3 == 0 for i in range(table.num_rows)])
+        inputs = pa.compute.if_else(keep, table["inputs"], pa.nulls(table.num_rows, pa.string()))
+        store.write(
+            "predictions",
+            table.set_column(table.schema.get_field_index("inputs"), "inputs", inputs),
+        )
+    store.close()
+    full = monitor_report("flights", registry=str(registry), window="2h", buckets=2, now=NOW)
+    report = monitor_report(
+        "flights", registry=str(registry), log=str(sampled), window="2h", buckets=2, now=NOW
+    )
+    assert report.rows == full.rows and report.requests == full.requests
+    without = report.rows - sum(-(-traffic["tables"][n].num_rows // 3) for n in ("fair", "shifted"))
+    assert any(
+        f"{without:,} of {report.rows:,} predictions were logged without" in n for n in report.notes
+    )
+    assert {"distance", "carrier"} <= set(report.drifted)
+    second = report.edges[1]
+    assert {
+        r["feature"] for r in report.drift_over_time if r["drifted"] and r["bucket"] != second
+    } == set()
+    assert not any("without their inputs" in n for n in full.notes)
+
+
 def test_an_empty_window_is_a_clear_data_error(registry, traffic) -> None:
     location = registry / "logs"
     with pytest.raises(DataError) as caught:
@@ -341,6 +373,26 @@ def test_drift_from_log_reads_the_store(cli, registry, traffic) -> None:
     summary = json.loads(result.out)
     assert summary["rows"] <= 1000 and summary["truncated"] is True
     assert "distance" in summary["drifted"]  # the latest rows are the shifted hour
+
+
+def test_a_log_without_any_inputs_has_traffic_but_no_drift(
+    cli, registry, traffic, tmp_path
+) -> None:
+    """--log-inputs 0: predictions only. The report has traffic and says why it has no
+    drift; `monitor drift --from-log` has nothing to compare and says so."""
+    bare = tmp_path / "bare"
+    store = open_store(str(bare))
+    table = traffic["tables"]["fair"]
+    store.write("predictions", table.drop_columns(["inputs"]))
+    store.close()
+    report = monitor_report("flights", registry=str(registry), log=str(bare), window="3h", now=NOW)
+    assert report.rows == table.num_rows and report.drift == [] and report.distributions == []
+    assert any(f"{table.num_rows:,} of {table.num_rows:,} predictions" in n for n in report.notes)
+    assert report.write_html(tmp_path / "r.html").read_text().count("without their inputs") >= 1
+    result = cli(
+        "monitor", "drift", "flights", str(bare), "--from-log", "--registry", str(registry)
+    )
+    assert result.code == 1 and "--log-inputs" in result.err and "Traceback" not in result.err
 
 
 def test_logged_inputs_of_unexpected_types_decode_leniently(registry) -> None:

@@ -78,6 +78,16 @@ def serve(
             help="Log predictions (needed by /v2/feedback, drift checks, reports and A/B).",
         ),
     ] = True,
+    log_inputs: Annotated[
+        float,
+        typer.Option(
+            help="The fraction of requests, drawn at random, whose input rows are logged "
+            "too (0 to 1); every prediction is logged either way. Drift checks and reports "
+            "read the requests logged with their inputs.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 1.0,
     drift_seconds: Annotated[
         float,
         typer.Option(help="Check logged traffic for drift this often (0: never)."),
@@ -115,6 +125,7 @@ def serve(
         allow_extra_columns=allow_extra_columns,
         access_log=access_log,
         prediction_log=prediction_log,
+        log_inputs=log_inputs,
         drift_seconds=drift_seconds,
         live_window_seconds=live_window,
     )

@@ -95,7 +95,7 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _Column("unit", "string", nullable=True),
         _Column("shadow", "bool", default=False),
         _Column("row", "int32"),
-        _Column("inputs", "string"),
+        _Column("inputs", "string", nullable=True),  # null: not sampled (--log-inputs)
         _Column("prediction", "string", repeats=True),
         _Column("score", "float64", nullable=True),
         _Column("latency_ms", "float64"),
@@ -683,12 +683,16 @@ class PostgresStore(LogStore):
                         if kind not in present:
                             for statement in _ddl(kind):
                                 conn.exec_driver_sql(statement)
-                        else:  # columns added since the table was made (all nullable)
+                        else:  # columns added, or made nullable, since the table was made
                             for column in _columns(kind):
                                 if column.nullable:
                                     conn.exec_driver_sql(
                                         f"ALTER TABLE {_table(kind)} ADD COLUMN IF NOT EXISTS "
                                         f'"{column.name}" {_PG_TYPES[column.type]}'
+                                    )
+                                    conn.exec_driver_sql(
+                                        f'ALTER TABLE {_table(kind)} ALTER COLUMN "{column.name}" '
+                                        "DROP NOT NULL"
                                     )
         except sa.exc.DBAPIError as exc:
             reason = self._scrub(_first_line(exc.orig or exc))

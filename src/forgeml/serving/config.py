@@ -54,6 +54,7 @@ class ServeConfig:
     allow_extra_columns: bool = False
     access_log: bool = True
     prediction_log: str | None = None  # a folder or PostgreSQL URL: every prediction
+    log_inputs: float = 1.0  # the fraction of requests whose input rows are logged too
     drift_seconds: float = 60.0  # how often logged traffic is checked for drift (0: never)
     drift_rows: int = 5_000  # the sliding window of rows each drift check looks at
     live_window_seconds: float = 3600.0  # live metrics from feedback over this window
@@ -77,6 +78,7 @@ class ServeConfig:
             "timeout_seconds": self.timeout_seconds > 0,
             "drain_seconds": self.drain_seconds >= 0,
             "drift_seconds": self.drift_seconds >= 0,
+            "log_inputs": 0 <= self.log_inputs <= 1,
             "drift_rows": self.drift_rows >= 100,
             "live_window_seconds": self.live_window_seconds > 0,
         }

@@ -67,15 +67,16 @@ class DriftWatch:
         """Take in a batch of logged requests (the prediction log's queued columns, as it
         takes them: ``models``, ``shadows``, ``counts``, ``rows`` as JSON bytes, ``raws``).
         Appends references only, in bulk; rows are decoded and scores unpacked when a
-        check runs, in a thread. Shadow answers are not traffic the model served."""
-        models, shadows = queue.models, queue.shadows
-        if models.count(models[0]) == len(models) and not any(shadows):  # the usual case
-            self._window(models[0]).extend(queue.rows, queue.raws)
+        check runs, in a thread. Shadow answers are not traffic the model served, and
+        requests logged without their inputs (``--log-inputs`` below 1) are left out."""
+        models, shadows, rows = queue.models, queue.shadows, queue.rows
+        if models.count(models[0]) == len(models) and not any(shadows) and None not in rows:
+            self._window(models[0]).extend(rows, queue.raws)  # the usual case
             return
         start = 0
         for model, shadow, n, raw in zip(models, shadows, queue.counts, queue.raws, strict=True):
-            if not shadow:
-                self._window(model).extend(queue.rows[start : start + n], [raw])
+            if not shadow and rows[start] is not None:  # a request's rows: all or none
+                self._window(model).extend(rows[start : start + n], [raw])
             start += n
 
     def _window(self, model: str) -> _Window:

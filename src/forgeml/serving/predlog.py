@@ -14,6 +14,11 @@ Each prediction row: ``request_id``, ``ts`` (UTC), ``model``, ``version``, ``var
 returned), ``row`` (its position in the request), ``inputs`` (the row's JSON),
 ``prediction`` (JSON: the label or value), ``score`` (positive-class probability or value,
 null for multiclass) and ``latency_ms`` of the whole request.
+
+With ``input_fraction`` below 1, only that fraction of requests (drawn at random, a whole
+request at a time) keeps its ``inputs``; the others' are null. Every prediction is still
+logged, so feedback, live metrics and traffic counts see all of them, while drift reads
+the sample.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -100,7 +106,8 @@ class _Columns:
         self.units: list[str | None] = []
         self.shadows: list[bool] = []
         self.counts: list[int] = []  # rows per request
-        self.rows: list[bytes] = []  # every row's JSON, request after request
+        # every row's JSON, request after request (None: inputs not sampled)
+        self.rows: list[bytes | None] = []
         self.raws: list[Any] = []
         self.decoders: list[Decoder] = []
         self.latencies: list[float] = []
@@ -128,8 +135,13 @@ class PredictionLog:
         flush_seconds: float = 0.25,
         write_seconds: float = 5.0,
         write_rows: int = 50_000,
+        input_fraction: float = 1.0,
+        seed: int | None = None,
     ) -> None:
         from forgeml.monitoring.store import open_store
+
+        if not 0 <= input_fraction <= 1:
+            raise ConfigError(f"--log-inputs must be between 0 and 1, not {input_fraction:g}")
 
         try:
             self.store = open_store(str(location), create=True)
@@ -140,6 +152,8 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.write_seconds = write_seconds
         self.write_rows = write_rows
+        self.input_fraction = input_fraction
+        self._draw = random.Random(seed).random  # which requests keep their inputs
         self._pending: list[tuple[str, Any, int]] = []  # taken, not yet written
         self._closing = False
         self.dropped = 0
@@ -180,7 +194,9 @@ class PredictionLog:
             self.dropped += n
             self.count_event(model, "log_dropped", n)
             return
-        if n == 1:
+        if self.input_fraction < 1 and self._draw() >= self.input_fraction:
+            queue.rows.extend([None] * n)  # not sampled: the prediction only
+        elif n == 1:
             queue.rows.append(orjson.dumps(records[0], default=str))
         else:
             queue.rows.extend([orjson.dumps(r, default=str) for r in records])

@@ -219,7 +219,11 @@ class PredictionService:
         )
         self.metrics = ServerMetrics()
         self.metrics.queue_rows = lambda: sum(b.queued_rows for b in self._batchers)
-        self.predlog = PredictionLog(config.prediction_log) if config.prediction_log else None
+        self.predlog = (
+            PredictionLog(config.prediction_log, input_fraction=config.log_inputs)
+            if config.prediction_log
+            else None
+        )
         self.recent = RecentRequests()
         self.live_windows: dict[tuple[str, str, str], LiveWindow] = {}
         self.drift = DriftWatch(

@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from forgeml.monitoring.store import LogStore
     from forgeml.registry import ModelVersion
 
-__all__ = ["DriftResult", "MonitorReport", "drift_check", "logged_frame", "monitor_report"]
+__all__ = [
+    "DriftResult",
+    "MonitorReport",
+    "drift_check",
+    "logged_frame",
+    "monitor_report",
+    "with_inputs",
+]
 
 DECODE_CHUNK = 200_000  # logged rows whose JSON inputs are decoded at once
 
@@ -147,8 +154,21 @@ def _from_log(location: str, model: str, max_rows: int, profile: Profile) -> tup
             raise _nothing_logged(store, f"no logged predictions of model '{model}'")
         display = store.location
     truncated = logged.height > max_rows
-    served = logged.head(max_rows).filter(~pl.col("shadow"))
+    served = with_inputs(logged.head(max_rows).filter(~pl.col("shadow")))
+    if served.height == 0:
+        raise DataError(
+            f"none of the latest logged predictions of model '{model}' in {display} has its "
+            "inputs (the server logs them for a fraction of requests: --log-inputs)"
+        )
     return logged_frame(served, profile), truncated, display
+
+
+def with_inputs(logged: Any) -> Any:
+    """The logged predictions whose inputs were logged too (a server with ``--log-inputs``
+    below 1 logs them for a random sample of requests): the rows drift reads."""
+    import polars as pl
+
+    return logged.filter(pl.col("inputs").is_not_null())
 
 
 def _nothing_logged(store: LogStore, message: str) -> Exception:
@@ -163,8 +183,8 @@ def _nothing_logged(store: LogStore, message: str) -> Exception:
 
 
 def logged_frame(logged: Any, profile: Profile) -> Any:
-    """Logged predictions as drift reads them: the profiled input columns decoded from
-    the rows' JSON ``inputs`` (numeric ones as Float64, categorical ones as text), the
+    """Logged predictions (with their inputs: see :func:`with_inputs`) as drift reads
+    them: the profiled input columns decoded from the rows' JSON ``inputs`` (numeric ones as Float64, categorical ones as text), the
     logged ``score`` as ``__prediction__``, and ``ts``.
 
     Decoding is columnar (Polars' NDJSON reader with the profile's schema), so a million

@@ -363,8 +363,18 @@ def fill_drift(report: MonitorReport, served: Any, profile: Profile, edges: list
 
     from forgeml.monitoring import PREDICTION_COLUMN, FeatureDrift
     from forgeml.monitoring.windows import drift_over_time
-    from forgeml.workflow.monitor import drift_row, logged_frame
+    from forgeml.workflow.monitor import drift_row, logged_frame, with_inputs
 
+    sampled = with_inputs(served)
+    if sampled.height < served.height:
+        report.notes.append(
+            f"{served.height - sampled.height:,} of {served.height:,} predictions were logged "
+            "without their inputs (the server samples them: --log-inputs); drift reads the "
+            f"{sampled.height:,} that have them"
+        )
+    if sampled.height == 0:
+        return
+    served = sampled
     frame = logged_frame(served, profile)
     if len(report.versions) > 1:
         # Inputs do not depend on the version that served them, scores do: the prediction
