@@ -36,6 +36,30 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+REDIS_URL = os.environ.get("FORGEML_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A URL of the Redis server every development and CI machine runs, with a key prefix
+    of its own (``?prefix=``, which a test may extend); its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"forgeml-test-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); tests marked 'redis' need it")
+    try:
+        yield f"{REDIS_URL}?prefix={prefix}"
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))  # also prefixes it was extended to
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the session."""

@@ -152,6 +152,62 @@ def test_a_new_user_becomes_personal_and_unknown_items_are_reported(client, save
     assert _items(later) == [str(i) for i in saved.item_ids[expected[0]]]
 
 
+@pytest.mark.redis
+def test_workers_sharing_redis_see_each_others_interactions(
+    movies_registry: Path, saved, redis_url: str
+) -> None:
+    """Two servers (as two workers or replicas would) with one --interactions store: what
+    one is told, the other folds in; a third with its own memory does not see it."""
+    item = str(saved.item_ids[100])
+    with (
+        make_client(movies_registry, ["movies@champion"], interactions=redis_url) as one,
+        make_client(movies_registry, ["movies@champion"], interactions=redis_url) as other,
+        make_client(movies_registry, ["movies@champion"]) as alone,
+    ):
+        added = one.post("/v1/interactions", json={"user": "shared-new", "item": item})
+        assert added.status_code == 200 and added.json()["applied"] == 1, added.text
+        later = other.post("/v1/recommend", json={"user": "shared-new"}).json()
+        assert later["fallback"] is None
+        expected, _ = saved.model.recommend_history([np.array([100])], k=10)
+        assert _items(later) == [str(i) for i in saved.item_ids[expected[0]]]
+        assert alone.post("/v1/recommend", json={"user": "shared-new"}).json()["fallback"] == (
+            "popularity"
+        )
+        meta = other.get("/v2/models/movies").json()["parameters"]
+        assert meta["interactions"] == redis_url.split("?")[0] and meta["new_users"] is None
+
+
+@pytest.mark.redis
+def test_a_server_with_two_workers_answers_alike_from_either(
+    movies_registry: Path, saved, redis_url: str
+) -> None:
+    import httpx
+    from tests.serving.test_server import Server
+
+    server = Server(
+        movies_registry, "movies@champion", "--workers", "2", "--interactions", redis_url
+    )
+    try:
+        user = str(saved.user_ids[3])
+        liked = [str(i) for i in saved.item_ids[saved.model.seen_[5].indices[:5]]]
+        events = [{"user": user, "item": item} for item in liked]
+        assert (
+            httpx.post(f"{server.url}/v1/interactions", json={"interactions": events}).status_code
+            == 200
+        )
+        answers = {  # new connections: the kernel spreads them over both workers
+            tuple(_items(httpx.post(f"{server.url}/v1/recommend", json={"user": user}).json()))
+            for _ in range(24)
+        }
+        codes = [int(np.flatnonzero(saved.item_ids.astype(str) == i)[0]) for i in liked]
+        expected, _ = saved.model.recommend_history(
+            [np.union1d(saved.model.seen_[3].indices, codes)], k=10
+        )
+        assert answers == {tuple(str(i) for i in saved.item_ids[expected[0]])}
+    finally:
+        server.stop()
+
+
 def test_similar_items(client, saved) -> None:
     item = str(saved.item_ids[10])
     answer = client.post("/v1/similar-items", json={"item": item, "k": 5})

@@ -96,6 +96,15 @@ def serve(
         float,
         typer.Option(help="Seconds of labelled predictions behind the live metrics."),
     ] = 3600.0,
+    interactions: Annotated[
+        str | None,
+        typer.Option(
+            help="Where recommenders keep new interactions (POST /v1/interactions): each "
+            "worker's memory (default), or a redis:// URL shared by every worker and "
+            "replica (?prefix=...&ttl=SECONDS; default ttl 7 days).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve MODELS over HTTP: OIP v2 (/v2/...), MLflow (/invocations) and /predict."""
     from forgeml.cli.output import err_console
@@ -128,6 +137,7 @@ def serve(
         log_inputs=log_inputs,
         drift_seconds=drift_seconds,
         live_window_seconds=live_window,
+        interactions=interactions,
     )
     err_console.print(
         f"serving {', '.join(models)} on http://{host}:{port} "

@@ -84,13 +84,14 @@ def _is_folder(source: str) -> bool:
     )
 
 
-def _load_model(directory: Path, threads: int = 1) -> Any:
+def _load_model(directory: Path, threads: int = 1, interactions: str | None = None) -> Any:
     """A tabular model bundle, or a recommender (a folder holding ``recommender.json``)
-    whose model thread uses ``threads`` BLAS threads."""
+    whose model thread uses ``threads`` BLAS threads and keeps new interactions in
+    ``interactions`` (None: memory)."""
     if (directory / _RECOMMENDER).is_file():
         from forgeml.serving.recommending import ServedRecommender
 
-        return ServedRecommender(directory, threads=threads)
+        return ServedRecommender(directory, threads=threads, interactions=interactions)
     from forgeml.models.bundle import load_bundle
 
     return load_bundle(directory)
@@ -106,9 +107,11 @@ class ModelCatalog:
         registry: str,
         artifacts: str | None = None,
         model_threads: int = 1,
+        interactions: str | None = None,
     ) -> None:
         self.sources = list(sources)
         self.model_threads = model_threads
+        self.interactions = interactions
         self.registry = registry
         self.artifacts = artifacts
         self._versions: dict[tuple[str, int], ServedModel] = {}
@@ -191,7 +194,7 @@ class ModelCatalog:
             key = (name, version)
             model = versions.get(key)
             if model is None:
-                bundle = _load_model(Path(directory), self.model_threads)
+                bundle = _load_model(Path(directory), self.model_threads, self.interactions)
                 model = ServedModel(name, version, bundle, source, directory=str(directory))
                 versions[key] = model
                 changes.append(f"loaded {name}@{version} ({source})")
@@ -208,7 +211,7 @@ class ModelCatalog:
         experiments = {n: e for n, e in experiments.items() if n in default}
         for (name, version), directory in variants.items():
             if name in experiments and (name, version) not in versions:
-                bundle = _load_model(Path(directory), self.model_threads)
+                bundle = _load_model(Path(directory), self.model_threads, self.interactions)
                 versions[(name, version)] = ServedModel(
                     name, version, bundle, f"{name}@{version}", directory=str(directory)
                 )

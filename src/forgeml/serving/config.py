@@ -58,6 +58,7 @@ class ServeConfig:
     drift_seconds: float = 60.0  # how often logged traffic is checked for drift (0: never)
     drift_rows: int = 5_000  # the sliding window of rows each drift check looks at
     live_window_seconds: float = 3600.0  # live metrics from feedback over this window
+    interactions: str | None = None  # recommenders' new interactions: memory, or redis://
     drain_seconds: float = 30.0
 
     def __post_init__(self) -> None:

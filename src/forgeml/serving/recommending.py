@@ -17,7 +17,8 @@ three routes of ``forgeml serve``:
   interactions) are never answered from their features.
 * ``similar``: the items most similar to one item (its factors, item-item similarity or,
   for the hybrid model's cold items, its content).
-* ``add``: new interactions. Each user's new items are kept in memory (bounded) and the
+* ``add``: new interactions. Each user's new items are kept (in the worker's memory,
+  bounded, or in Redis shared by all workers: :mod:`forgeml.serving.interactions`) and the
   user's next recommendations fold them in — ``recommend_history`` over the training
   history plus the new items — so they change at once, without retraining; a new user
   becomes known the same way. Interactions with items outside the model's catalogue are
@@ -25,14 +26,13 @@ three routes of ``forgeml serve``:
 
 Ids are matched as text: ``42`` and ``"42"`` name the same user or item. All model calls
 run in one thread per model, off the event loop (an hnswlib index is not safe to query
-from two threads at once). With several server workers each worker keeps its own new
-interactions (use one worker, or a retraining schedule, when every worker must see them).
+from two threads at once). With several server workers and the default in-memory store
+each worker keeps its own new interactions; ``--interactions redis://...`` shares them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -219,9 +219,15 @@ class ServedRecommender:
     """A loaded recommender with its id maps and the interactions seen since loading."""
 
     def __init__(
-        self, folder: str | Path, *, max_new_users: int = 1_000_000, threads: int = 1
+        self,
+        folder: str | Path,
+        *,
+        max_new_users: int = 1_000_000,
+        threads: int = 1,
+        interactions: str | None = None,
     ) -> None:
         from forgeml.recommend.persist import load
+        from forgeml.serving.interactions import open_interactions
 
         saved = load(folder)
         self.model = saved.model
@@ -234,8 +240,9 @@ class ServedRecommender:
         self._users = {user: code for code, user in enumerate(self.user_ids.tolist())}
         if len(self._items) != len(self.item_ids) or len(self._users) != len(self.user_ids):
             raise DataError(f"{folder}: ids that differ only in type (1 and '1') are ambiguous")
-        self.max_new_users = max_new_users
-        self._new: OrderedDict[str, set[int]] = OrderedDict()  # user -> new item codes
+        self.interactions = open_interactions(
+            interactions, self.item_ids, max_users=max_new_users
+        )  # user -> new item codes
         self.unknown_items = 0  # interactions with items outside the catalogue
         # BLAS threads of the model thread (factors @ items): OpenBLAS's pool spinning
         # beside the event loop doubled exact top-k latency on a busy machine. Set in the
@@ -262,7 +269,8 @@ class ServedRecommender:
             "user_features": (
                 list(self.user_features.attributes_) if self.user_features is not None else None
             ),
-            "new_users": len(self._new),
+            "new_users": self.interactions.users(),
+            "interactions": self.interactions.location,
         }
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -271,6 +279,7 @@ class ServedRecommender:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+        self.interactions.close()
 
     # --- answers (run in the model thread) ---------------------------------------------
     def _codes(self, ids: list[str] | None) -> np.ndarray | None:
@@ -290,7 +299,8 @@ class ServedRecommender:
         if allow is not None and allow.size == 0:  # allow only unknown items: nothing
             return [self._answer(u, np.empty(0, np.int64), np.empty(0), None) for u in query.users]
         ranker: Any = self.index if self.index is not None else self.model
-        known = [u for u in query.users if u in self._users and u not in self._new]
+        new = self.interactions.get(query.users)
+        known = [u for u in query.users if u in self._users and u not in new]
         folded = [u for u in query.users if u not in known]
         results: dict[str, tuple[np.ndarray, np.ndarray, str | None]] = {}
         if known:
@@ -299,7 +309,7 @@ class ServedRecommender:
             for i, user in enumerate(known):
                 results[user] = (items[i], scores[i], None)
         if folded:
-            histories = [self._history(u) for u in folded]
+            histories = [self._history(u, new.get(u)) for u in folded]
             items, scores = ranker.recommend_history(histories, query.k, **filters)
             for i, user in enumerate(folded):
                 fallback = "popularity" if histories[i].size == 0 else None
@@ -314,13 +324,12 @@ class ServedRecommender:
                         results[user] = (top[0], values[0], "user_features")
         return [self._answer(u, *results[u]) for u in query.users]
 
-    def _history(self, user: str) -> np.ndarray:
-        new = self._new.get(user, set())
+    def _history(self, user: str, new: np.ndarray | None) -> np.ndarray:
         code = self._users.get(user)
         trained = self.model.seen_[code].indices if code is not None else np.empty(0, np.int64)
-        if not new:
+        if new is None:
             return np.asarray(trained, np.int64)
-        return np.union1d(trained, np.fromiter(new, np.int64, len(new)))
+        return np.union1d(trained, new)
 
     def _answer(
         self, user: str, items: np.ndarray, scores: np.ndarray, fallback: str | None
@@ -362,26 +371,21 @@ class ServedRecommender:
 
     def add(self, events: list[Interaction]) -> dict[str, Any]:
         """Remember new interactions; the users' next recommendations include them."""
-        applied, unknown, users = 0, [], set()
+        applied, unknown = 0, []
+        by_user: dict[str, set[int]] = {}
         for event in events:
             code = self._items.get(event.item)
             if code is None:
                 unknown.append(event.item)
                 continue
-            items = self._new.get(event.user)
-            if items is None:
-                items = self._new[event.user] = set()
-                if len(self._new) > self.max_new_users:  # forget the least recently updated
-                    self._new.popitem(last=False)
-            else:
-                self._new.move_to_end(event.user)
-            items.add(code)
+            by_user.setdefault(event.user, set()).add(code)
             applied += 1
-            users.add(event.user)
+        if by_user:
+            self.interactions.add(by_user)
         self.unknown_items += len(unknown)
         return {
             "applied": applied,
-            "users": len(users),
+            "users": len(by_user),
             "unknown_items": sorted(set(unknown))[:100],
             "n_unknown_items": len(unknown),
         }

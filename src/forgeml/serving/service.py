@@ -216,6 +216,7 @@ class PredictionService:
             registry=config.registry,
             artifacts=config.artifacts,
             model_threads=config.model_threads,
+            interactions=config.interactions,
         )
         self.metrics = ServerMetrics()
         self.metrics.queue_rows = lambda: sum(b.queued_rows for b in self._batchers)
