@@ -278,8 +278,10 @@ class ServedRecommender:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def close(self) -> None:
+        """Stop the model thread once the calls already queued have run (the interaction
+        store's connections close after them, in that thread)."""
+        self._pool.submit(self.interactions.close)
         self._pool.shutdown(wait=False)
-        self.interactions.close()
 
     # --- answers (run in the model thread) ---------------------------------------------
     def _codes(self, ids: list[str] | None) -> np.ndarray | None:
