@@ -204,6 +204,7 @@ def test_a_server_with_two_workers_answers_alike_from_either(
             [np.union1d(saved.model.seen_[3].indices, codes)], k=10
         )
         assert answers == {tuple(str(i) for i in saved.item_ids[expected[0]])}
+        assert f"recommenders keep new interactions in {redis_url}" in server.log_tail()
     finally:
         server.stop()
 

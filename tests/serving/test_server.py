@@ -215,6 +215,22 @@ def test_several_workers(registry_copy: Path, rows: list[dict]) -> None:
         assert named.status_code == 200 and named.json()["version"] == 1
 
 
+def test_inputs_logged_for_no_request_still_log_every_prediction(
+    registry_copy: Path, rows: list[dict]
+) -> None:
+    from forgeml.monitoring.store import open_store
+
+    for server in _server(registry_copy, "flights@champion", "--log-inputs", "0"):
+        for _ in range(3):
+            assert (
+                httpx.post(f"{server.url}/predict", json={"records": rows[:4]}).status_code == 200
+            )
+        assert "the inputs of 0% of requests" in server.log_tail()
+    logged = open_store(str(registry_copy / "logs"), create=False).read("predictions")
+    assert logged.height == 12 and logged["inputs"].null_count() == 12
+    assert logged["score"].null_count() == 0
+
+
 def test_startup_errors_are_one_line(registry_copy: Path) -> None:
     done = subprocess.run(
         [

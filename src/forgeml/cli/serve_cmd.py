@@ -143,12 +143,16 @@ def serve(
         f"serving {', '.join(models)} on http://{host}:{port} "
         f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs, metrics at /metrics"
     )
-    if prediction_log:
-        from forgeml.config.redact import hide_password
+    from forgeml.config.redact import hide_password
 
+    if prediction_log:
+        sampled = f", the inputs of {log_inputs:.0%} of requests" if log_inputs < 1 else ""
         err_console.print(
-            f"logging predictions to {hide_password(prediction_log)} (--no-log-predictions: off)"
+            f"logging predictions to {hide_password(prediction_log)}{sampled} "
+            "(--no-log-predictions: off)"
         )
+    if interactions:
+        err_console.print(f"recommenders keep new interactions in {hide_password(interactions)}")
     run(config)
 
 
