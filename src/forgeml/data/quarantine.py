@@ -8,9 +8,10 @@ An input column whose name clashes with one of these is stored as ``<name>_input
 
 The file is always written when a path is given, with zero rows if nothing was
 quarantined, so the path in the run summary always names this run's file and never a
-stale one. Writes are atomic: a temporary file in the same folder, fsync, then
-``os.replace`` (``Path.replace``) on :meth:`QuarantineWriter.close`; :meth:`~QuarantineWriter.abort` (or an
-exception inside ``with``) leaves any previous file untouched.
+stale one. Writes are atomic (:mod:`forgeml.data.parquet_file`): a temporary file in the
+same folder, fsync, then a rename on :meth:`QuarantineWriter.close`;
+:meth:`~QuarantineWriter.abort` (or an exception inside ``with``) leaves any previous
+file untouched.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "quarantine.parquet"
@@ -22,20 +23,15 @@ exception inside ``with``) leaves any previous file untouched.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from forgeml.data.base import BadLine
 from forgeml.data.casting import as_text
-from forgeml.errors import DataError
+from forgeml.data.parquet_file import ParquetRowsWriter
 
 __all__ = ["RESERVED", "QuarantineWriter", "quarantine_frame", "quarantine_names"]
 
@@ -93,81 +89,15 @@ def quarantine_frame(
     return pl.concat([parsed, unreadable], how="diagonal")
 
 
-class QuarantineWriter:
+class QuarantineWriter(ParquetRowsWriter):
     """Streams quarantine frames into one Parquet file, atomically (see module docs)."""
 
     def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
-        self.path = Path(path)
-        self.n_rows = 0
         names = [*quarantine_names(columns), *RESERVED]
         types = [pa.string()] * len(columns) + [pa.int64(), pa.int64(), pa.string(), pa.string()]
-        self._schema = pa.schema(list(zip(names, types, strict=True)))
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
-        except OSError as exc:
-            raise DataError(f"cannot write the quarantine file {self.path}: {exc}") from exc
-        self._tmp = Path(tmp)
-        self._file = os.fdopen(fd, "wb")
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._file, self._schema)
-
-    def write(self, frame: pl.DataFrame) -> None:
-        """Append quarantined rows (in the schema :func:`quarantine_frame` returns)."""
-        if self._writer is None:
-            raise ValueError("the quarantine writer is closed")
-        if frame.height:
-            table = frame.to_arrow().cast(self._schema)
-            self._writer.write_table(table)
-            self.n_rows += frame.height
-
-    def close(self) -> Path:
-        """Finish the file and move it into place; returns its path."""
-        if self._writer is None:
-            return self.path
-        self._writer.close()
-        self._writer = None
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._tmp.replace(self.path)
-        _fsync_dir(self.path.parent)
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the temporary file; any previous file at ``path`` stays as it was."""
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
-            self._writer = None
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> QuarantineWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        super().__init__(
+            path,
+            schema=pa.schema(list(zip(names, types, strict=True))),
+            compression="snappy",
+            what=f"the quarantine file {Path(path)}",
+        )

@@ -29,112 +29,19 @@ cardinality.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from forgeml.config.spec import ColumnSpec
 from forgeml.data.base import DataSource
-from forgeml.data.quarantine import _fsync_dir
+from forgeml.data.parquet_file import ParquetRowsWriter
 from forgeml.data.report import ValidationReport
 from forgeml.data.stream import ValidationStream
 from forgeml.errors import DataError, ValidationFailed
 
 __all__ = ["ParquetRowsWriter", "validate_to_parquet"]
-
-
-class ParquetRowsWriter:
-    """Appends frames of one schema to a Parquet file, atomically (temp file + rename).
-
-    The schema is the first written frame's; later frames are cast to it (the validator
-    gives every batch the same types, so this only settles Arrow details such as string
-    vs large string).
-    """
-
-    def __init__(self, path: str | Path, *, compression: str = "zstd") -> None:
-        self.path = Path(path)
-        self.compression = compression
-        self.n_rows = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
-        except OSError as exc:
-            raise DataError(f"cannot write {self.path}: {exc}") from exc
-        self._tmp = Path(tmp)
-        self._file = os.fdopen(fd, "wb")
-        self._writer: pq.ParquetWriter | None = None
-        self._schema: pa.Schema | None = None
-        self._closed = False
-
-    def write(self, frame: pl.DataFrame) -> None:
-        """Append ``frame``'s rows (an empty frame only fixes the schema if none is yet)."""
-        if self._closed:
-            raise ValueError("the writer is closed")
-        table = frame.to_arrow()
-        if self._schema is None:
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(self._file, self._schema, compression=self.compression)
-        elif table.schema != self._schema:
-            try:
-                table = table.cast(self._schema)
-            except (pa.ArrowException, ValueError) as exc:
-                raise DataError(
-                    f"{self.path}: a batch's columns {table.schema.names} do not fit the "
-                    f"file's schema: {exc}"
-                ) from exc
-        if table.num_rows:
-            assert self._writer is not None
-            self._writer.write_table(table)
-            self.n_rows += table.num_rows
-
-    def close(self) -> Path:
-        """Finish the file and move it into place; returns its path."""
-        if self._closed:
-            return self.path
-        self._closed = True
-        if self._writer is None:  # nothing at all was written: an empty, schemaless file
-            self._writer = pq.ParquetWriter(self._file, pa.schema([]))
-        self._writer.close()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._tmp.replace(self.path)
-        _fsync_dir(self.path.parent)
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the temporary file; any previous file at ``path`` stays as it was."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> ParquetRowsWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def validate_to_parquet(
