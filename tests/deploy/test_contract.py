@@ -21,6 +21,12 @@ def test_admin_key_file_variable() -> None:
     from forgeml.serving import auth
 
     assert auth.ENV_KEY_FILE == contract.ADMIN_KEY_FILE_ENV
+    from forgeml.serving import config
+
+    assert set(contract.CONFIG_FILES.values()) == {
+        config.PREDICTION_LOG_FILE_ENV,
+        config.INTERACTIONS_FILE_ENV,
+    }
 
 
 def test_serve_takes_the_flags_the_image_passes() -> None:

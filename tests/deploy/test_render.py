@@ -161,6 +161,11 @@ def test_deployment_probes_security_and_labels(rendered: tuple[Path, dict[str, A
         "KEY" in name and "value" in e and name != "FORGEML_ADMIN_KEY_FILE"
         for name, e in env.items()
     )
+    # The optional config Secret: URLs (with passwords) reach the server as files.
+    config = volumes[mounts[contract.CONFIG_DIR]]["secret"]
+    assert config == {"secretName": "forgeml-cancer-config", "defaultMode": 0o440, "optional": True}
+    assert env["FORGEML_PREDICTION_LOG_FILE"]["value"] == f"{contract.CONFIG_DIR}/prediction-log"
+    assert env["FORGEML_INTERACTIONS_FILE"]["value"] == f"{contract.CONFIG_DIR}/interactions"
 
     assert server["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     prestop = int(server["lifecycle"]["preStop"]["exec"]["command"][1])
@@ -275,6 +280,7 @@ def test_readme_has_the_exact_commands(rendered: tuple[Path, dict[str, Any]]) ->
     assert "docker build -t forgeml-cancer:2 ." in readme
     assert "kubectl apply -k k8s" in readme
     assert "forgeml-cancer-admin" in readme
+    assert "create secret generic forgeml-cancer-config --from-file=prediction-log=" in readme
     for command in result["commands"]:
         assert command in readme
 

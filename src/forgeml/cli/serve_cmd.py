@@ -66,8 +66,8 @@ def serve(
         typer.Option(
             help="Where every prediction (inputs, outputs, latency) is logged, off the "
             "request path: a folder (Parquet files) or a postgresql:// URL. Default: the "
-            "registry's log (<registry>/logs, or its PostgreSQL database) when serving "
-            "from a registry.",
+            "file FORGEML_PREDICTION_LOG_FILE names, if it exists, else the registry's log "
+            "(<registry>/logs, or its PostgreSQL database) when serving from a registry.",
             show_default=False,
         ),
     ] = None,
@@ -101,17 +101,29 @@ def serve(
         typer.Option(
             help="Where recommenders keep new interactions (POST /v1/interactions): each "
             "worker's memory (default), or a redis:// URL shared by every worker and "
-            "replica (?prefix=...&ttl=SECONDS; default ttl 7 days).",
+            "replica (?prefix=...&ttl=SECONDS; default ttl 7 days). Default: the file "
+            "FORGEML_INTERACTIONS_FILE names, if it exists, else memory.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Serve MODELS over HTTP: OIP v2 (/v2/...), MLflow (/invocations) and /predict."""
+    import os
+
     from forgeml.cli.output import err_console
-    from forgeml.serving.config import ServeConfig
+    from forgeml.serving.config import (
+        INTERACTIONS_FILE_ENV,
+        PREDICTION_LOG_FILE_ENV,
+        ServeConfig,
+        location_from_file,
+    )
     from forgeml.serving.server import serve as run
 
     uri = registry_uri(registry)
+    if prediction_log is None:
+        prediction_log = location_from_file(os.environ, PREDICTION_LOG_FILE_ENV)
+    if interactions is None:
+        interactions = location_from_file(os.environ, INTERACTIONS_FILE_ENV)
     if not log_predictions:
         prediction_log = None
     elif prediction_log is None:

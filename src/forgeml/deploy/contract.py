@@ -19,6 +19,8 @@ __all__ = [
     "ADMIN_KEY_FILE_ENV",
     "ADMIN_KEY_SECRET_KEY",
     "BASE_IMAGE",
+    "CONFIG_DIR",
+    "CONFIG_FILES",
     "ENTRYPOINT",
     "LIVE_PATH",
     "METRICS_PATH",
@@ -43,6 +45,13 @@ ADMIN_KEY_FILE_ENV = "FORGEML_ADMIN_KEY_FILE"
 #: Where the admin-key Secret is mounted, and the key inside the Secret.
 ADMIN_KEY_DIR = "/var/run/secrets/forgeml"
 ADMIN_KEY_SECRET_KEY = "admin-key"  # noqa: S105 - a key name, not a key
+#: Where the optional config Secret is mounted: each key a file, named to the server by an
+#: environment variable (the prediction log's and the interaction store's URLs).
+CONFIG_DIR = "/var/run/secrets/forgeml-config"
+CONFIG_FILES = {
+    "prediction-log": "FORGEML_PREDICTION_LOG_FILE",
+    "interactions": "FORGEML_INTERACTIONS_FILE",
+}
 #: Model folders baked into an image live under this folder, one per model name.
 MODELS_DIR = "/models"
 #: The image's entry point; the arguments (:func:`serve_args`) are its ``CMD``.

@@ -5,7 +5,7 @@
     kustomization.yaml                      what `kubectl apply -k k8s` applies: the base,
                                             the namespace, optional components
     base/kustomization.yaml                 the base: lists the resources, adds common labels
-    base/deployment.yaml                    pods: probes, resources, security, admin-key Secret
+    base/deployment.yaml                    pods: probes, resources, security, Secrets
     base/service.yaml                       ClusterIP, port 80 -> container port 8080
     base/hpa.yaml                           autoscaling/v2 on CPU (autoscaling only)
     base/pdb.yaml                           at most one pod down during voluntary disruptions
@@ -36,6 +36,7 @@ from forgeml.deploy.settings import DeploySettings
 __all__ = [
     "SERVICE_MONITOR_COMPONENT",
     "admin_secret_name",
+    "config_secret_name",
     "dump_yaml",
     "labels",
     "render_k8s",
@@ -110,6 +111,10 @@ def _container(s: DeploySettings) -> dict[str, Any]:
                 "name": contract.ADMIN_KEY_FILE_ENV,
                 "value": f"{contract.ADMIN_KEY_DIR}/{contract.ADMIN_KEY_SECRET_KEY}",
             },
+            *(
+                {"name": env, "value": f"{contract.CONFIG_DIR}/{key}"}
+                for key, env in contract.CONFIG_FILES.items()
+            ),
             # OpenMP (LightGBM, XGBoost) would start one thread per *node* core and be
             # throttled by the CPU limit; this is the limit rounded up.
             {
@@ -148,6 +153,7 @@ def _container(s: DeploySettings) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
             {"name": "admin-key", "mountPath": contract.ADMIN_KEY_DIR, "readOnly": True},
+            {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
         ],
     }
 
@@ -155,6 +161,12 @@ def _container(s: DeploySettings) -> dict[str, Any]:
 def admin_secret_name(s: DeploySettings) -> str:
     """The Secret holding the admin API key (created by the user, never rendered)."""
     return f"{s.app}-admin"
+
+
+def config_secret_name(s: DeploySettings) -> str:
+    """The optional Secret with the prediction log's and the interaction store's URLs
+    (keys ``prediction-log``, ``interactions``; created by the user, never rendered)."""
+    return f"{s.app}-config"
 
 
 def _deployment(s: DeploySettings) -> dict[str, Any]:
@@ -203,6 +215,14 @@ def _deployment(s: DeploySettings) -> dict[str, Any]:
                                     "path": contract.ADMIN_KEY_SECRET_KEY,
                                 }
                             ],
+                        },
+                    },
+                    {  # optional: without it the server logs nothing, keeps interactions per pod
+                        "name": "config",
+                        "secret": {
+                            "secretName": config_secret_name(s),
+                            "defaultMode": 0o440,
+                            "optional": True,
                         },
                     },
                 ],

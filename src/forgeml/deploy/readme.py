@@ -14,7 +14,11 @@ from __future__ import annotations
 import shlex
 
 from forgeml.deploy import contract
-from forgeml.deploy.manifests import SERVICE_MONITOR_COMPONENT, admin_secret_name
+from forgeml.deploy.manifests import (
+    SERVICE_MONITOR_COMPONENT,
+    admin_secret_name,
+    config_secret_name,
+)
 from forgeml.deploy.settings import DeploySettings
 
 __all__ = ["next_steps", "render_readme"]
@@ -43,6 +47,13 @@ def next_steps(s: DeploySettings) -> list[tuple[str, str]]:
             "Create the admin API key Secret (once; the key never touches the disk)",
             f"{_KEYGEN} | kubectl{ns} create secret generic {q(admin_secret_name(s))} "
             f"--from-file={contract.ADMIN_KEY_SECRET_KEY}=/dev/stdin",
+        ),
+        (
+            "Optional: log every prediction to PostgreSQL (feedback, drift, reports, A/B "
+            "need it; add `--from-file=interactions=...` with a redis:// URL to share a "
+            "recommender's new interactions between pods)",
+            f'printf %s "$PREDICTION_LOG_URL" | kubectl{ns} create secret generic '
+            f"{q(config_secret_name(s))} --from-file=prediction-log=/dev/stdin",
         ),
         ("Apply the manifests", "kubectl apply -k k8s"),
         ("Wait for the rollout", f"kubectl{ns} rollout status deployment/{s.app}"),

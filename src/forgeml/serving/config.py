@@ -11,13 +11,44 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from forgeml.errors import ConfigError
 
-__all__ = ["ENV_VAR", "ServeConfig"]
+__all__ = [
+    "ENV_VAR",
+    "INTERACTIONS_FILE_ENV",
+    "PREDICTION_LOG_FILE_ENV",
+    "ServeConfig",
+    "location_from_file",
+]
 
 ENV_VAR = "FORGEML_SERVE_CONFIG"
+# Name files holding --prediction-log and --interactions (URLs that may carry a password:
+# a mounted Kubernetes Secret rather than a flag, which process listings would show).
+PREDICTION_LOG_FILE_ENV = "FORGEML_PREDICTION_LOG_FILE"
+INTERACTIONS_FILE_ENV = "FORGEML_INTERACTIONS_FILE"
+
+
+def location_from_file(env: Mapping[str, str], name: str) -> str | None:
+    """The location in the file the environment variable ``name`` names; None when the
+    variable is unset, the file does not exist (an optional Secret that was not created)
+    or it is empty.
+
+    >>> location_from_file({}, PREDICTION_LOG_FILE_ENV) is None
+    True
+    """
+    path = env.get(name)
+    if not path or not Path(path).exists():
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"serve: cannot read {name}={path}: {reason}") from exc
+    return text or None
 
 
 @dataclass(frozen=True)
