@@ -207,9 +207,9 @@ def test_saved_with_the_model_and_loaded_back(tmp_path: Path, tiny) -> None:
     assert load(tmp_path / "plain").user_features is None
 
 
-def test_a_tampered_fallback_is_refused(tmp_path: Path, tiny) -> None:
+def _saved_with_fallback(folder: Path, tiny: tuple[Interactions, SegmentPopularity]) -> Path:
+    """A popularity model saved in ``folder`` with ``tiny``'s user-attribute fallback."""
     log, fallback = tiny
-    folder = tmp_path / "m"
     save(
         folder,
         Popularity().fit(log),
@@ -217,6 +217,11 @@ def test_a_tampered_fallback_is_refused(tmp_path: Path, tiny) -> None:
         item_ids=log.item_ids,
         user_features=fallback,
     )
+    return folder
+
+
+def test_a_tampered_fallback_is_refused(tmp_path: Path, tiny) -> None:
+    folder = _saved_with_fallback(tmp_path / "m", tiny)
     with np.load(folder / "user_features.npz") as archive:
         parts = dict(archive)
     parts["popularity"] = parts["popularity"] * 10
@@ -227,15 +232,7 @@ def test_a_tampered_fallback_is_refused(tmp_path: Path, tiny) -> None:
 
 
 def test_a_consistent_but_wrong_description_is_refused(tmp_path: Path, tiny) -> None:
-    log, fallback = tiny
-    folder = tmp_path / "m"
-    save(
-        folder,
-        Popularity().fit(log),
-        user_ids=log.user_ids,
-        item_ids=log.item_ids,
-        user_features=fallback,
-    )
+    folder = _saved_with_fallback(tmp_path / "m", tiny)
     manifest = json.loads((folder / "recommender.json").read_text())
     manifest["user_features"]["values"][0].append("it")  # one more segment than counted
     (folder / "recommender.json").write_text(json.dumps(manifest))

@@ -111,6 +111,7 @@ def serve(
     import os
 
     from forgeml.cli.output import err_console
+    from forgeml.config.redact import hide_password
     from forgeml.serving.config import (
         INTERACTIONS_FILE_ENV,
         PREDICTION_LOG_FILE_ENV,
@@ -155,8 +156,6 @@ def serve(
         f"serving {', '.join(models)} on http://{host}:{port} "
         f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs, metrics at /metrics"
     )
-    from forgeml.config.redact import hide_password
-
     if prediction_log:
         sampled = f", the inputs of {log_inputs:.0%} of requests" if log_inputs < 1 else ""
         err_console.print(

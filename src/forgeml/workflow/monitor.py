@@ -184,8 +184,9 @@ def _nothing_logged(store: LogStore, message: str) -> Exception:
 
 def logged_frame(logged: Any, profile: Profile) -> Any:
     """Logged predictions (with their inputs: see :func:`with_inputs`) as drift reads
-    them: the profiled input columns decoded from the rows' JSON ``inputs`` (numeric ones as Float64, categorical ones as text), the
-    logged ``score`` as ``__prediction__``, and ``ts``.
+    them: the profiled input columns decoded from the rows' JSON ``inputs`` (numeric ones
+    as Float64, categorical ones as text), the logged ``score`` as ``__prediction__``, and
+    ``ts``.
 
     Decoding is columnar (Polars' NDJSON reader with the profile's schema), so a million
     logged rows take seconds; a value of another type than training's (``"NA"`` in a
