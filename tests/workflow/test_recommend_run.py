@@ -439,9 +439,12 @@ def test_a_time_budget_gives_every_model_a_trial(tmp_path: Path) -> None:
     spec["recommendation"]["models"] = ["popularity", "itemknn", "ease"]
     spec["tuning"] = {"budget": {"seconds": 2}, "sampler": "random"}
     result = run_spec(spec, data=synthetic(events=3_000))
-    board = json.loads(Path(result.summary_path).read_text())["leaderboard"]
-    assert {row["model"] for row in board} == {"popularity", "itemknn", "ease"}
-    assert sum(row["model"] == "popularity" for row in board) == 1  # nothing to search
+    # Per-model trial counts, not the leaderboard: that lists the best 50 trials only, and
+    # a fast machine gives EASE more than 50 that beat every item k-NN trial.
+    models = json.loads(Path(result.summary_path).read_text())["recommendation"]["models"]
+    trials = {entry["name"]: entry["trials"] for entry in models}
+    assert set(trials) == {"popularity", "itemknn", "ease"} and min(trials.values()) >= 1
+    assert trials["popularity"] == 1  # nothing to search
 
 
 @pytest.mark.parametrize(("setting", "built"), [("always", True), ("auto", False)])
